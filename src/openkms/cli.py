@@ -1,0 +1,187 @@
+"""The ``openkms`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from openkms.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, is_loopback
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("OPENKMS_DATA_DIR", Path.home() / ".openkms"))
+
+
+@click.group()
+@click.version_option(package_name="openkms")
+def main() -> None:
+    """openkms: a key management service that speaks the AWS KMS API."""
+
+
+@main.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=_default_data_dir,
+    show_default="$OPENKMS_DATA_DIR or ~/.openkms",
+    help="Where the SQLite database and the development root key live.",
+)
+@click.option(
+    "--database-url",
+    envvar="OPENKMS_DATABASE_URL",
+    help="postgresql://user@host/db for a cluster; default SQLite in the data directory.",
+)
+@click.option(
+    "--root-key-file",
+    envvar="OPENKMS_ROOT_KEY_FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Development root key file (default <data-dir>/root.key); nodes of a cluster share it.",
+)
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="Serve only this region (repeatable). Default: any region.",
+)
+@click.option(
+    "--cache-seconds",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long a node trusts cached key metadata written by another node.",
+)
+@click.option("--log-level", default="info", show_default=True)
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    regions: tuple[str, ...],
+    cache_seconds: float,
+    log_level: str,
+) -> None:
+    """Start the server."""
+    import uvicorn
+
+    from openkms.server.app import create_app
+    from openkms.server.runtime import StartupError, build_runtime, config_from_environment
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    if not is_loopback(host):
+        raise click.UsageError(
+            "with the development root key openkms listens on loopback only "
+            f"(127.0.0.1, ::1 or localhost), not {host}"
+        )
+    config = ServerConfig(
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        database_url=database_url,
+        root_key_file=root_key_file,
+        regions=frozenset(regions),
+        cache_seconds=cache_seconds,
+        **config_from_environment(),  # type: ignore[arg-type]
+    )
+    try:
+        runtime = build_runtime(config)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from None
+    _announce(runtime, config)
+    uvicorn.run(
+        create_app(runtime),
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        access_log=False,
+        server_header=False,
+    )
+
+
+def _announce(runtime: object, config: ServerConfig) -> None:
+    credentials = getattr(runtime, "first_credentials", None)
+    endpoint = f"http://{config.host}:{config.port}"
+    out = sys.stdout
+    if credentials is not None and credentials.created:
+        print("openkms: created the first account. Its secret is shown only this once.", file=out)
+        print(f"  account id:        {credentials.account_id}", file=out)
+        print(f"  access key id:     {credentials.access_key_id}", file=out)
+        print(f"  secret access key: {credentials.secret_access_key}", file=out)
+        print("Use it from the AWS CLI:", file=out)
+        print(f"  export AWS_ACCESS_KEY_ID={credentials.access_key_id}", file=out)
+        print(f"  export AWS_SECRET_ACCESS_KEY={credentials.secret_access_key}", file=out)
+        print("  export AWS_DEFAULT_REGION=us-east-1", file=out)
+        print(f"  aws --endpoint-url {endpoint} kms create-key", file=out)
+        print("or from boto3:", file=out)
+        print(
+            f"  boto3.client('kms', endpoint_url='{endpoint}', region_name='us-east-1',\n"
+            f"               aws_access_key_id='{credentials.access_key_id}',\n"
+            f"               aws_secret_access_key='<the secret above>')",
+            file=out,
+        )
+    print(f"openkms: data in {config.data_dir}; listening on {endpoint}", file=out, flush=True)
+
+
+@main.group()
+def admin() -> None:
+    """Administration of a data directory or database (run beside or instead of a server)."""
+
+
+@admin.command("create-account")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path, file_okay=False), default=_default_data_dir
+)
+@click.option("--database-url", envvar="OPENKMS_DATABASE_URL")
+@click.option("--root-key-file", envvar="OPENKMS_ROOT_KEY_FILE", type=click.Path(path_type=Path))
+@click.option("--account-id", help="12 digits; default: a new random account id.")
+def create_account(
+    data_dir: Path, database_url: str | None, root_key_file: Path | None, account_id: str | None
+) -> None:
+    """Create an account (or a further access key for one) and print it as JSON."""
+    from openkms.clock import clock_from_environment
+    from openkms.iam.accounts import (
+        ensure_account_with_key,
+        new_access_key_id,
+        new_account_id,
+        new_secret_access_key,
+    )
+    from openkms.server.runtime import StartupError, open_storage
+
+    config = ServerConfig(data_dir=data_dir, database_url=database_url, root_key_file=root_key_file)
+    try:
+        db, keystore = open_storage(config)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        issued = ensure_account_with_key(
+            db,
+            keystore,
+            clock_from_environment(),
+            account_id or new_account_id(),
+            new_access_key_id(),
+            new_secret_access_key(),
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+    click.echo(
+        json.dumps(
+            {
+                "AccountId": issued.account_id,
+                "Arn": issued.principal_arn,
+                "AccessKeyId": issued.access_key_id,
+                "SecretAccessKey": issued.secret_access_key,
+            },
+            indent=2,
+        )
+    )

@@ -1,0 +1,1 @@
+"""Formats and primitives: ciphertext blobs, encryption-context canonicalisation. No I/O."""

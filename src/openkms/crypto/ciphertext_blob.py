@@ -1,0 +1,68 @@
+"""The self-describing ciphertext blob for symmetric KMS keys.
+
+Layout (all integers big-endian)::
+
+    offset  size  field
+    0       1     format version (1)
+    1       16    key id (UUID bytes)
+    17      4     backing-key version
+    21      12    AES-GCM nonce
+    33      n+16  AES-256-GCM ciphertext and tag
+
+The 33-byte header is authenticated together with the canonical encryption context (it is the
+GCM associated data), so changing any byte of the blob or of the context fails to decrypt.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass
+
+FORMAT_VERSION = 1
+NONCE_SIZE = 12
+TAG_SIZE = 16
+_HEADER = struct.Struct(">B16sI12s")
+HEADER_SIZE = _HEADER.size
+
+
+class MalformedBlob(ValueError):
+    """The bytes are not a ciphertext blob this server wrote."""
+
+
+@dataclass(frozen=True, slots=True)
+class CiphertextBlob:
+    key_id: str
+    material_version: int
+    nonce: bytes
+    sealed: bytes  # ciphertext followed by the GCM tag
+
+    @property
+    def header(self) -> bytes:
+        return _HEADER.pack(
+            FORMAT_VERSION, uuid.UUID(self.key_id).bytes, self.material_version, self.nonce
+        )
+
+    def associated_data(self, canonical_context: bytes) -> bytes:
+        return self.header + canonical_context
+
+    def to_bytes(self) -> bytes:
+        return self.header + self.sealed
+
+    @classmethod
+    def header_for(cls, key_id: str, material_version: int, nonce: bytes) -> bytes:
+        return _HEADER.pack(FORMAT_VERSION, uuid.UUID(key_id).bytes, material_version, nonce)
+
+    @classmethod
+    def parse(cls, data: bytes) -> CiphertextBlob:
+        if len(data) < HEADER_SIZE + TAG_SIZE:
+            raise MalformedBlob("too short")
+        version, key_bytes, material_version, nonce = _HEADER.unpack_from(data)
+        if version != FORMAT_VERSION:
+            raise MalformedBlob("unknown format version")
+        return cls(
+            key_id=str(uuid.UUID(bytes=key_bytes)),
+            material_version=material_version,
+            nonce=nonce,
+            sealed=bytes(data[HEADER_SIZE:]),
+        )

@@ -1,0 +1,97 @@
+"""Creating accounts and their access keys. The secret is stored only wrapped by the root key."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import string
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from openkms.clock import Clock
+from openkms.keystore import KeyStore
+from openkms.storage import AccessKeyRecord, Database
+
+_ACCESS_KEY_ALPHABET = string.ascii_uppercase + "234567"
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCredentials:
+    account_id: str
+    principal_arn: str
+    access_key_id: str
+    secret_access_key: str
+    created: bool  # False when the access key already existed
+
+
+def secret_label(access_key_id: str) -> str:
+    return f"access-key:{access_key_id}"
+
+
+def new_account_id() -> str:
+    return str(secrets.randbelow(9 * 10**11) + 10**11)
+
+
+def new_access_key_id() -> str:
+    return "AKIA" + "".join(secrets.choice(_ACCESS_KEY_ALPHABET) for _ in range(16))
+
+
+def new_secret_access_key() -> str:
+    return secrets.token_urlsafe(30)[:40]
+
+
+def check_account_id(account_id: str) -> str:
+    if not _ACCOUNT_ID.fullmatch(account_id):
+        raise ValueError(f"an account id is 12 digits, not {account_id!r}")
+    return account_id
+
+
+def ensure_account_with_key(
+    db: Database,
+    keystore: KeyStore,
+    clock: Clock,
+    account_id: str,
+    access_key_id: str,
+    secret_access_key: str,
+) -> IssuedCredentials:
+    """Create the account (if new) and its root access key (if new), atomically."""
+    check_account_id(account_id)
+    principal_arn = f"arn:aws:iam::{account_id}:root"
+    now = clock.now()
+    try:
+        with db.transaction() as tx:
+            existing = tx.get_access_key(access_key_id)
+            if existing is not None:
+                if existing.account_id != account_id:
+                    raise ValueError(f"access key {access_key_id} belongs to another account")
+                stored = keystore.unwrap_secret(
+                    secret_label(access_key_id), existing.wrapped_secret
+                )
+                if not secrets.compare_digest(stored, secret_access_key.encode()):
+                    raise ValueError(f"access key {access_key_id} exists with a different secret")
+                return IssuedCredentials(
+                    account_id, principal_arn, access_key_id, secret_access_key, False
+                )
+            if not tx.account_exists(account_id):
+                tx.insert_account(account_id, now)
+            tx.insert_access_key(
+                AccessKeyRecord(
+                    access_key_id=access_key_id,
+                    account_id=account_id,
+                    principal_arn=principal_arn,
+                    user_id=account_id,
+                    wrapped_secret=keystore.wrap_secret(
+                        secret_label(access_key_id), secret_access_key.encode()
+                    ),
+                    status="Active",
+                    created_at=now,
+                )
+            )
+    except IntegrityError:
+        # Another node created it at the same moment; its row is as good as ours.
+        return ensure_account_with_key(
+            db, keystore, clock, account_id, access_key_id, secret_access_key
+        )
+    return IssuedCredentials(account_id, principal_arn, access_key_id, secret_access_key, True)

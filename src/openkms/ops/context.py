@@ -1,0 +1,31 @@
+"""What every operation is handed: who is calling, where, and the services it may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openkms.clock import Clock
+from openkms.iam.principal import Principal
+from openkms.keystore import KeyStore
+from openkms.ops.key_directory import KeyDirectory
+from openkms.storage import Database
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    principal: Principal
+    region: str
+    request_id: str
+
+    @property
+    def account_id(self) -> str:
+        return self.principal.account_id
+
+
+@dataclass(slots=True)
+class Services:
+    db: Database
+    keystore: KeyStore
+    clock: Clock
+    keys: KeyDirectory
+    partition: str = "aws"

@@ -1,0 +1,30 @@
+"""KeyMetadata as DescribeKey and CreateKey return it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openkms.ops.key_directory import LoadedKey
+from openkms.ops.key_state import ENABLED
+
+
+def key_metadata(key: LoadedKey) -> dict[str, Any]:
+    record = key.record
+    metadata: dict[str, Any] = {
+        "AWSAccountId": record.account_id,
+        "KeyId": record.key_id,
+        "Arn": record.arn,
+        "CreationDate": record.creation_date,
+        "Enabled": record.key_state == ENABLED,
+        "Description": record.description,
+        "KeyUsage": record.key_usage,
+        "KeyState": record.key_state,
+        "Origin": record.origin,
+        "KeyManager": record.key_manager,
+        "CustomerMasterKeySpec": record.key_spec,
+        "KeySpec": record.key_spec,
+        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+        "MultiRegion": record.multi_region,
+        "CurrentKeyMaterialId": key.current_material.material_id,
+    }
+    return metadata

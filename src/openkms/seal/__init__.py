@@ -1,0 +1,1 @@
+"""The root of trust. In this release: a development root key kept in a file."""

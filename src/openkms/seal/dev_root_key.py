@@ -1,0 +1,30 @@
+"""The development root key: 256 random bits in a file, ``<data-dir>/root.key`` by default
+(mode 0600). Nodes of a cluster share one file (``--root-key-file``).
+
+It protects nothing against someone who can read the data directory, which is why a server
+on it listens on loopback only. Sealed (Shamir) and HSM roots of trust replace it later.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def load_or_create_dev_root_key(path: Path) -> bytes:
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        key = os.urandom(32)
+        # O_EXCL: two servers starting at once on one data dir must not both write a key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return load_or_create_dev_root_key(path)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+            handle.flush()
+            os.fsync(handle.fileno())
+    if len(key) != 32:
+        raise RuntimeError(f"{path} is not a 256-bit root key")
+    return key

@@ -1,0 +1,45 @@
+"""Server configuration, from the command line and the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4599
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    database_url: str | None = None
+    root_key_file: Path | None = None
+    regions: frozenset[str] = field(default_factory=frozenset)  # empty: every region
+    cache_seconds: float = 5.0
+    account_id: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    max_body_bytes: int = 1024 * 1024
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'openkms.db'}"
+
+    @property
+    def effective_root_key_file(self) -> Path:
+        return self.root_key_file or self.data_dir / "root.key"
+
+    def region_allowed(self, region: str) -> bool:
+        return not self.regions or region in self.regions
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,135 @@
+"""Start-up: open storage, load the root key, make the first account, wire the services."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+from openkms.auth.authenticator import Authenticator
+from openkms.clock import Clock, clock_from_environment
+from openkms.iam.accounts import (
+    IssuedCredentials,
+    ensure_account_with_key,
+    new_access_key_id,
+    new_account_id,
+    new_secret_access_key,
+)
+from openkms.keystore import SoftwareKeyStore
+from openkms.keystore.base import IntegrityError
+from openkms.model import ServiceModel, load_kms_model
+from openkms.ops.context import Services
+from openkms.ops.key_directory import KeyDirectory
+from openkms.seal.dev_root_key import load_or_create_dev_root_key
+from openkms.server.config import ServerConfig
+from openkms.storage import Database, open_database
+
+log = logging.getLogger(__name__)
+
+_ROOT_CHECK = "root-key-check"
+_ROOT_CHECK_VALUE = b"openkms root key check"
+_FIRST_ACCOUNT = "first-account"
+
+
+class StartupError(RuntimeError):
+    """The server cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Runtime:
+    config: ServerConfig
+    model: ServiceModel
+    services: Services
+    authenticator: Authenticator
+    first_credentials: IssuedCredentials | None
+
+
+def open_storage(config: ServerConfig) -> tuple[Database, SoftwareKeyStore]:
+    """The migrated database and the key store under the root key that matches it."""
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        root_key = load_or_create_dev_root_key(config.effective_root_key_file)
+    except (OSError, RuntimeError) as error:
+        raise StartupError(f"cannot load the root key: {error}") from None
+    keystore = SoftwareKeyStore(root_key)
+    try:
+        db = open_database(config.effective_database_url)
+        db.migrate()
+    except Exception as error:
+        raise StartupError(f"cannot open the database: {type(error).__name__}: {error}") from None
+    _check_root_key(db, keystore)
+    return db, keystore
+
+
+def build_runtime(config: ServerConfig, clock: Clock | None = None) -> Runtime:
+    clock = clock or clock_from_environment()
+    db, keystore = open_storage(config)
+    credentials = _first_account(config, db, keystore, clock)
+    services = Services(
+        db=db, keystore=keystore, clock=clock, keys=KeyDirectory(db, config.cache_seconds)
+    )
+    authenticator = Authenticator(
+        db, keystore, clock, config.region_allowed, cache_seconds=config.cache_seconds
+    )
+    return Runtime(config, load_kms_model(), services, authenticator, credentials)
+
+
+def _check_root_key(db: Database, keystore: SoftwareKeyStore) -> None:
+    """Refuse to start with a root key that did not wrap this database's material."""
+    with db.transaction() as tx:
+        stored = tx.get_setting(_ROOT_CHECK)
+        if stored is None:
+            tx.put_setting(_ROOT_CHECK, keystore.wrap_secret(_ROOT_CHECK, _ROOT_CHECK_VALUE))
+            return
+    try:
+        keystore.unwrap_secret(_ROOT_CHECK, stored)
+    except IntegrityError:
+        raise StartupError(
+            "the root key does not match this database: every node of a cluster needs the "
+            "same root key (--root-key-file)"
+        ) from None
+
+
+def _first_account(
+    config: ServerConfig, db: Database, keystore: SoftwareKeyStore, clock: Clock
+) -> IssuedCredentials | None:
+    """Create the first account and access key on first start (fixed by the environment if
+    OPENKMS_ACCOUNT_ID / OPENKMS_ACCESS_KEY_ID / OPENKMS_SECRET_ACCESS_KEY are set)."""
+    fixed = config.account_id or config.access_key_id or config.secret_access_key
+    if fixed:
+        if not (config.access_key_id and config.secret_access_key):
+            raise StartupError(
+                "OPENKMS_ACCESS_KEY_ID and OPENKMS_SECRET_ACCESS_KEY must be set together"
+            )
+        account_id = config.account_id or "000000000000"
+        if not re.fullmatch(r"[0-9]{12}", account_id):
+            raise StartupError("OPENKMS_ACCOUNT_ID must be 12 digits")
+        try:
+            return ensure_account_with_key(
+                db, keystore, clock, account_id, config.access_key_id, config.secret_access_key
+            )
+        except ValueError as error:
+            raise StartupError(str(error)) from None
+    with db.transaction() as tx:
+        if tx.get_setting(_FIRST_ACCOUNT) is not None:
+            return None
+    issued = ensure_account_with_key(
+        db, keystore, clock, new_account_id(), new_access_key_id(), new_secret_access_key()
+    )
+    with db.transaction() as tx:
+        if tx.get_setting(_FIRST_ACCOUNT) is None:
+            tx.put_setting(_FIRST_ACCOUNT, issued.account_id.encode())
+            return issued
+    return None  # another node made the first account at the same moment
+
+
+def config_from_environment(**overrides: object) -> dict[str, object]:
+    """The OPENKMS_* variables that fix the first account, merged under explicit overrides."""
+    values: dict[str, object] = {
+        "account_id": os.environ.get("OPENKMS_ACCOUNT_ID"),
+        "access_key_id": os.environ.get("OPENKMS_ACCESS_KEY_ID"),
+        "secret_access_key": os.environ.get("OPENKMS_SECRET_ACCESS_KEY"),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values

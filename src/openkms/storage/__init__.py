@@ -1,0 +1,13 @@
+"""Metadata and wrapped key material in SQL (SQLAlchemy 2 Core; SQLite or PostgreSQL)."""
+
+from openkms.storage.database import Database, open_database
+from openkms.storage.records import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord
+
+__all__ = [
+    "AccessKeyRecord",
+    "AliasRecord",
+    "Database",
+    "KeyRecord",
+    "MaterialRecord",
+    "open_database",
+]

@@ -1,0 +1,54 @@
+"""Plain values that storage reads and writes; no behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    account_id: str
+    region: str
+    arn: str
+    description: str
+    key_usage: str
+    key_spec: str
+    origin: str
+    key_manager: str
+    key_state: str
+    creation_date: dt.datetime
+    policy: str
+    multi_region: bool
+    current_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class MaterialRecord:
+    key_id: str
+    version: int
+    material_id: str
+    wrapped_material: bytes
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    account_id: str
+    region: str
+    alias_name: str
+    target_key_id: str
+    creation_date: dt.datetime
+    last_updated_date: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKeyRecord:
+    access_key_id: str
+    account_id: str
+    principal_arn: str
+    user_id: str
+    wrapped_secret: bytes
+    status: str
+    created_at: dt.datetime

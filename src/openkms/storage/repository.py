@@ -1,0 +1,193 @@
+"""Reads and writes inside one transaction. No business rules: callers decide what is allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from openkms.storage import schema
+from openkms.storage.records import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord
+
+
+class Transaction:
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    # -- settings ---------------------------------------------------------------------
+
+    def get_setting(self, name: str) -> bytes | None:
+        row = self.connection.execute(
+            select(schema.server_settings.c.value).where(schema.server_settings.c.name == name)
+        ).first()
+        return None if row is None else bytes(row[0])
+
+    def put_setting(self, name: str, value: bytes) -> None:
+        self.connection.execute(insert(schema.server_settings).values(name=name, value=value))
+
+    # -- accounts and access keys -------------------------------------------------------
+
+    def account_exists(self, account_id: str) -> bool:
+        table = schema.accounts
+        row = self.connection.execute(
+            select(table.c.account_id).where(table.c.account_id == account_id)
+        ).first()
+        return row is not None
+
+    def count_accounts(self) -> int:
+        return int(
+            self.connection.execute(select(func.count()).select_from(schema.accounts)).scalar_one()
+        )
+
+    def insert_account(self, account_id: str, created_at: Any) -> None:
+        self.connection.execute(
+            insert(schema.accounts).values(account_id=account_id, created_at=created_at)
+        )
+
+    def insert_access_key(self, record: AccessKeyRecord) -> None:
+        self.connection.execute(insert(schema.access_keys).values(**_fields(record)))
+
+    def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
+        table = schema.access_keys
+        row = (
+            self.connection.execute(select(table).where(table.c.access_key_id == access_key_id))
+            .mappings()
+            .first()
+        )
+        return None if row is None else AccessKeyRecord(**row)
+
+    # -- keys -------------------------------------------------------------------------
+
+    def insert_key(self, record: KeyRecord) -> None:
+        self.connection.execute(insert(schema.kms_keys).values(**_fields(record)))
+
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        table = schema.kms_keys
+        row = (
+            self.connection.execute(select(table).where(table.c.key_id == key_id))
+            .mappings()
+            .first()
+        )
+        return None if row is None else KeyRecord(**row)
+
+    def list_keys(
+        self, account_id: str, region: str, after_key_id: str | None, limit: int
+    ) -> list[KeyRecord]:
+        table = schema.kms_keys
+        query = select(table).where(table.c.account_id == account_id, table.c.region == region)
+        if after_key_id is not None:
+            query = query.where(table.c.key_id > after_key_id)
+        rows = self.connection.execute(query.order_by(table.c.key_id).limit(limit)).mappings()
+        return [KeyRecord(**row) for row in rows]
+
+    def update_key(self, key_id: str, **values: Any) -> None:
+        table = schema.kms_keys
+        self.connection.execute(update(table).where(table.c.key_id == key_id).values(**values))
+
+    def insert_material(self, record: MaterialRecord) -> None:
+        self.connection.execute(insert(schema.key_materials).values(**_fields(record)))
+
+    def list_materials(self, key_id: str) -> list[MaterialRecord]:
+        table = schema.key_materials
+        rows = self.connection.execute(
+            select(table).where(table.c.key_id == key_id).order_by(table.c.version)
+        ).mappings()
+        return [MaterialRecord(**row) for row in rows]
+
+    # -- aliases ----------------------------------------------------------------------
+
+    def get_alias(self, account_id: str, region: str, alias_name: str) -> AliasRecord | None:
+        table = schema.aliases
+        row = (
+            self.connection.execute(
+                select(table).where(
+                    table.c.account_id == account_id,
+                    table.c.region == region,
+                    table.c.alias_name == alias_name,
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else AliasRecord(**row)
+
+    def insert_alias(self, record: AliasRecord) -> None:
+        self.connection.execute(insert(schema.aliases).values(**_fields(record)))
+
+    def update_alias_target(
+        self, account_id: str, region: str, alias_name: str, target_key_id: str, when: Any
+    ) -> None:
+        table = schema.aliases
+        self.connection.execute(
+            update(table)
+            .where(
+                table.c.account_id == account_id,
+                table.c.region == region,
+                table.c.alias_name == alias_name,
+            )
+            .values(target_key_id=target_key_id, last_updated_date=when)
+        )
+
+    def delete_alias(self, account_id: str, region: str, alias_name: str) -> None:
+        table = schema.aliases
+        self.connection.execute(
+            delete(table).where(
+                table.c.account_id == account_id,
+                table.c.region == region,
+                table.c.alias_name == alias_name,
+            )
+        )
+
+    def list_aliases(
+        self,
+        account_id: str,
+        region: str,
+        target_key_id: str | None,
+        after_alias: str | None,
+        limit: int,
+    ) -> list[AliasRecord]:
+        table = schema.aliases
+        query = select(table).where(table.c.account_id == account_id, table.c.region == region)
+        if target_key_id is not None:
+            query = query.where(table.c.target_key_id == target_key_id)
+        if after_alias is not None:
+            query = query.where(table.c.alias_name > after_alias)
+        rows = self.connection.execute(query.order_by(table.c.alias_name).limit(limit)).mappings()
+        return [AliasRecord(**row) for row in rows]
+
+    # -- tags -------------------------------------------------------------------------
+
+    def list_tags(
+        self, key_id: str, after_tag_key: str | None = None, limit: int | None = None
+    ) -> list[tuple[str, str]]:
+        table = schema.key_tags
+        query = select(table.c.tag_key, table.c.tag_value).where(table.c.key_id == key_id)
+        if after_tag_key is not None:
+            query = query.where(table.c.tag_key > after_tag_key)
+        query = query.order_by(table.c.tag_key)
+        if limit is not None:
+            query = query.limit(limit)
+        return [(row[0], row[1]) for row in self.connection.execute(query)]
+
+    def put_tags(self, key_id: str, tags: Iterable[tuple[str, str]]) -> None:
+        table = schema.key_tags
+        for tag_key, tag_value in tags:
+            self.connection.execute(
+                delete(table).where(table.c.key_id == key_id, table.c.tag_key == tag_key)
+            )
+            self.connection.execute(
+                insert(table).values(key_id=key_id, tag_key=tag_key, tag_value=tag_value)
+            )
+
+    def delete_tags(self, key_id: str, tag_keys: Iterable[str]) -> None:
+        table = schema.key_tags
+        keys = list(tag_keys)
+        if keys:
+            self.connection.execute(
+                delete(table).where(table.c.key_id == key_id, table.c.tag_key.in_(keys))
+            )
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}

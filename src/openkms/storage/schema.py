@@ -1,0 +1,116 @@
+"""The tables. Alembic migrations under ``migrations/`` create and evolve them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (which keeps no zone) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+metadata = MetaData()
+
+server_settings = Table(
+    "server_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(128), primary_key=True),
+    Column("account_id", String(12), ForeignKey("accounts.account_id"), nullable=False),
+    Column("principal_arn", String(2048), nullable=False),
+    Column("user_id", String(128), nullable=False),
+    Column("wrapped_secret", LargeBinary, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+kms_keys = Table(
+    "kms_keys",
+    metadata,
+    Column("key_id", String(36), primary_key=True),
+    Column("account_id", String(12), ForeignKey("accounts.account_id"), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("arn", String(2048), nullable=False, unique=True),
+    Column("description", Text, nullable=False),
+    Column("key_usage", String(32), nullable=False),
+    Column("key_spec", String(32), nullable=False),
+    Column("origin", String(32), nullable=False),
+    Column("key_manager", String(16), nullable=False),
+    Column("key_state", String(32), nullable=False),
+    Column("creation_date", UTCDateTime, nullable=False),
+    Column("policy", Text, nullable=False),
+    Column("multi_region", Boolean, nullable=False),
+    Column("current_version", Integer, nullable=False),
+)
+
+key_materials = Table(
+    "key_materials",
+    metadata,
+    Column("key_id", String(36), ForeignKey("kms_keys.key_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("material_id", String(64), nullable=False),
+    Column("wrapped_material", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("alias_name", String(256), primary_key=True),
+    Column("target_key_id", String(36), ForeignKey("kms_keys.key_id"), nullable=False),
+    Column("creation_date", UTCDateTime, nullable=False),
+    Column("last_updated_date", UTCDateTime, nullable=False),
+)
+
+key_tags = Table(
+    "key_tags",
+    metadata,
+    Column("key_id", String(36), ForeignKey("kms_keys.key_id"), primary_key=True),
+    Column("tag_key", String(128), primary_key=True),
+    Column("tag_value", String(256), nullable=False),
+)
