@@ -77,6 +77,7 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if not is_loopback(host):
         raise click.UsageError(
             "with the development root key openkms listens on loopback only "

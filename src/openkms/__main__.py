@@ -1,0 +1,3 @@
+from openkms.cli import main
+
+main()

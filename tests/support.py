@@ -1,0 +1,192 @@
+"""Running real openkms servers for the tests: processes on free ports, boto3 clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+from botocore.config import Config
+
+ACCOUNT_ID = "123456789012"
+ACCESS_KEY_ID = "FOOBARKEY"
+SECRET_ACCESS_KEY = "FOOBARSECRET"
+REGION = "us-east-1"
+
+# No retries: a test must see the server's first answer, not a retried one.
+CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OpenKmsServer:
+    """One ``openkms serve`` process, started and stopped as a user would."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        root_key_file: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.database_url = database_url
+        self.extra_args = extra_args or []
+        self.root_key_file = root_key_file
+        self.env = {
+            "OPENKMS_ACCOUNT_ID": ACCOUNT_ID,
+            "OPENKMS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "OPENKMS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            **(env or {}),
+        }
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / f"server-{self.port}.log"
+        self.clock_file = data_dir / "clock-offset"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        command = [
+            sys.executable, "-m", "openkms", "serve",
+            "--port", str(self.port), "--data-dir", str(self.data_dir),
+        ]
+        if self.database_url:
+            command += ["--database-url", self.database_url]
+        if self.root_key_file:
+            command += ["--root-key-file", str(self.root_key_file)]
+        return command + self.extra_args
+
+    def start(self, timeout: float = 30.0) -> OpenKmsServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, "OPENKMS_CLOCK_FILE": str(self.clock_file)}
+        for name in [n for n in env if n.startswith("AWS_")]:
+            env.pop(name)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it until stop()
+        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"openkms exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.endpoint}/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"openkms did not become healthy:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Stop abruptly, as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def restart(self) -> OpenKmsServer:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def move_clock(self, seconds: float) -> None:
+        """Shift the server's clock (read from OPENKMS_CLOCK_FILE) by ``seconds`` from now."""
+        self.clock_file.write_text(str(seconds))
+        time.sleep(0.01)
+
+    def client(
+        self,
+        service: str = "kms",
+        region: str = REGION,
+        access_key_id: str = ACCESS_KEY_ID,
+        secret_access_key: str = SECRET_ACCESS_KEY,
+    ) -> Any:
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            config=CLIENT_CONFIG,
+        )
+
+    def create_account(self, account_id: str | None = None) -> dict[str, str]:
+        """A further account, made with ``openkms admin create-account`` beside the server."""
+        command = [
+            sys.executable, "-m", "openkms", "admin", "create-account",
+            "--data-dir", str(self.data_dir),
+        ]
+        if self.database_url:
+            command += ["--database-url", self.database_url]
+        if self.root_key_file:
+            command += ["--root-key-file", str(self.root_key_file)]
+        if account_id:
+            command += ["--account-id", account_id]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        return json.loads(output)
+
+    def client_for(self, account: dict[str, str], service: str = "kms", region: str = REGION) -> Any:
+        return self.client(service, region, account["AccessKeyId"], account["SecretAccessKey"])
+
+
+def postgres_schema_url(base_url: str) -> str:
+    """A fresh schema in the test database, so each server set starts empty."""
+    import psycopg
+
+    schema = f"openkms_test_{uuid.uuid4().hex[:12]}"
+    plain = base_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in plain else "?"
+    return f"{plain}{separator}options=-csearch_path%3D{schema}"
+
+
+def drop_postgres_schema(url: str) -> None:
+    import psycopg
+
+    base, _, query = url.partition("?")
+    schema = query.rsplit("%3D", 1)[-1]
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def postgres_reachable(url: str) -> str | None:
+    """None when reachable, else why not."""
+    try:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3):
+            return None
+    except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
+        return f"{type(error).__name__}: {error}"
