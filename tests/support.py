@@ -22,7 +22,9 @@ SECRET_ACCESS_KEY = "FOOBARSECRET"
 REGION = "us-east-1"
 
 # No retries: a test must see the server's first answer, not a retried one.
-CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+CLIENT_CONFIG = Config(
+    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30
+)
 
 
 def free_port() -> int:
@@ -63,8 +65,14 @@ class OpenKmsServer:
 
     def command(self) -> list[str]:
         command = [
-            sys.executable, "-m", "openkms", "serve",
-            "--port", str(self.port), "--data-dir", str(self.data_dir),
+            sys.executable,
+            "-m",
+            "openkms",
+            "serve",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
         ]
         if self.database_url:
             command += ["--database-url", self.database_url]
@@ -78,7 +86,9 @@ class OpenKmsServer:
         for name in [n for n in env if n.startswith("AWS_")]:
             env.pop(name)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it until stop()
-        self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -144,8 +154,13 @@ class OpenKmsServer:
     def create_account(self, account_id: str | None = None) -> dict[str, str]:
         """A further account, made with ``openkms admin create-account`` beside the server."""
         command = [
-            sys.executable, "-m", "openkms", "admin", "create-account",
-            "--data-dir", str(self.data_dir),
+            sys.executable,
+            "-m",
+            "openkms",
+            "admin",
+            "create-account",
+            "--data-dir",
+            str(self.data_dir),
         ]
         if self.database_url:
             command += ["--database-url", self.database_url]
@@ -156,7 +171,9 @@ class OpenKmsServer:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         return json.loads(output)
 
-    def client_for(self, account: dict[str, str], service: str = "kms", region: str = REGION) -> Any:
+    def client_for(
+        self, account: dict[str, str], service: str = "kms", region: str = REGION
+    ) -> Any:
         return self.client(service, region, account["AccessKeyId"], account["SecretAccessKey"])
 
 
@@ -186,7 +203,9 @@ def postgres_reachable(url: str) -> str | None:
     try:
         import psycopg
 
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3):
+        with psycopg.connect(
+            url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3
+        ):
             return None
     except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
         return f"{type(error).__name__}: {error}"

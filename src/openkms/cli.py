@@ -112,21 +112,28 @@ def _announce(runtime: object, config: ServerConfig) -> None:
     credentials = getattr(runtime, "first_credentials", None)
     endpoint = f"http://{config.host}:{config.port}"
     out = sys.stdout
-    if credentials is not None and credentials.created:
-        print("openkms: created the first account. Its secret is shown only this once.", file=out)
-        print(f"  account id:        {credentials.account_id}", file=out)
-        print(f"  access key id:     {credentials.access_key_id}", file=out)
-        print(f"  secret access key: {credentials.secret_access_key}", file=out)
-        print("Use it from the AWS CLI:", file=out)
-        print(f"  export AWS_ACCESS_KEY_ID={credentials.access_key_id}", file=out)
-        print(f"  export AWS_SECRET_ACCESS_KEY={credentials.secret_access_key}", file=out)
-        print("  export AWS_DEFAULT_REGION=us-east-1", file=out)
-        print(f"  aws --endpoint-url {endpoint} kms create-key", file=out)
-        print("or from boto3:", file=out)
+    if credentials is not None and credentials.created and config.secret_access_key is None:
+        # The one time a secret is shown: the operator has no other way to learn it.
+        lines = [
+            "openkms: created the first account. Its secret is shown only this once.",
+            f"  account id:        {credentials.account_id}",
+            f"  access key id:     {credentials.access_key_id}",
+            f"  secret access key: {credentials.secret_access_key}",
+            "Use it from the AWS CLI:",
+            f"  export AWS_ACCESS_KEY_ID={credentials.access_key_id}",
+            f"  export AWS_SECRET_ACCESS_KEY={credentials.secret_access_key}",
+            "  export AWS_DEFAULT_REGION=us-east-1",
+            f"  aws --endpoint-url {endpoint} kms create-key",
+            "or from Python (boto3):",
+            f"  boto3.client('kms', endpoint_url='{endpoint}', region_name='us-east-1',",
+            f"               aws_access_key_id='{credentials.access_key_id}',",
+            "               aws_secret_access_key='<the secret above>')",
+        ]
+        print("\n".join(lines), file=out)
+    elif credentials is not None:
         print(
-            f"  boto3.client('kms', endpoint_url='{endpoint}', region_name='us-east-1',\n"
-            f"               aws_access_key_id='{credentials.access_key_id}',\n"
-            f"               aws_secret_access_key='<the secret above>')",
+            f"openkms: account {credentials.account_id}, access key "
+            f"{credentials.access_key_id} (secret from OPENKMS_SECRET_ACCESS_KEY)",
             file=out,
         )
     print(f"openkms: data in {config.data_dir}; listening on {endpoint}", file=out, flush=True)

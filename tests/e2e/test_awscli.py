@@ -1,0 +1,101 @@
+"""The AWS CLI, unchanged but for its endpoint URL, against a real server."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+
+
+def _aws_executable() -> str:
+    beside_python = Path(sys.executable).with_name("aws")
+    found = str(beside_python) if beside_python.exists() else shutil.which("aws")
+    if not found:
+        pytest.skip("the AWS CLI is not installed (pip install awscli)")
+    return found
+
+
+def aws(server, *args: str, expect_failure: bool = False) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    result = subprocess.run(
+        [_aws_executable(), "--endpoint-url", server.endpoint, "--output", "json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    if expect_failure:
+        assert result.returncode != 0
+        return {"stderr": result.stderr}
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def test_cli_create_encrypt_restart_decrypt(own_server, tmp_path):
+    own_server.start()
+    key = aws(own_server, "kms", "create-key", "--description", "from the cli")["KeyMetadata"]
+    assert key["Description"] == "from the cli"
+    plaintext = tmp_path / "plain.txt"
+    plaintext.write_bytes(b"hello from the AWS CLI")
+    encrypted = aws(
+        own_server,
+        "kms",
+        "encrypt",
+        "--key-id",
+        key["KeyId"],
+        "--plaintext",
+        f"fileb://{plaintext}",
+        "--encryption-context",
+        "purpose=test",
+    )
+    blob_file = tmp_path / "blob"
+    blob_file.write_bytes(base64.b64decode(encrypted["CiphertextBlob"]))
+
+    own_server.restart()
+
+    decrypted = aws(
+        own_server,
+        "kms",
+        "decrypt",
+        "--ciphertext-blob",
+        f"fileb://{blob_file}",
+        "--encryption-context",
+        "purpose=test",
+    )
+    assert base64.b64decode(decrypted["Plaintext"]) == b"hello from the AWS CLI"
+    assert decrypted["KeyId"] == key["Arn"]
+
+
+def test_cli_aliases_data_keys_and_listing(server):
+    key = aws(server, "kms", "create-key")["KeyMetadata"]
+    alias = f"alias/cli-{key['KeyId'][:8]}"
+    aws(server, "kms", "create-alias", "--alias-name", alias, "--target-key-id", key["KeyId"])
+    described = aws(server, "kms", "describe-key", "--key-id", alias)["KeyMetadata"]
+    assert described["KeyId"] == key["KeyId"]
+    data_key = aws(server, "kms", "generate-data-key", "--key-id", alias, "--key-spec", "AES_128")
+    assert len(base64.b64decode(data_key["Plaintext"])) == 16
+    listed = aws(server, "kms", "list-keys")["Keys"]
+    assert key["KeyId"] in {k["KeyId"] for k in listed}
+    identity = aws(server, "sts", "get-caller-identity")
+    assert identity["Account"] == "123456789012"
+
+
+def test_cli_reports_aws_errors(server):
+    failure = aws(server, "kms", "describe-key", "--key-id", "alias/missing", expect_failure=True)
+    assert "NotFoundException" in failure["stderr"]
+    assert "alias/missing is not found." in failure["stderr"]

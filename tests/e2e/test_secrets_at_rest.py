@@ -1,0 +1,90 @@
+"""Neither key material nor plaintext is ever in the database or the server log."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+from pathlib import Path
+
+from openkms.keystore import MaterialRef, SoftwareKeyStore
+from tests.support import SECRET_ACCESS_KEY
+
+
+def _database_bytes(server) -> bytes:
+    """Every byte the database holds: the SQLite files, or every row of every table."""
+    if server.database_url is None:
+        chunks = []
+        for path in server.data_dir.iterdir():
+            if path.name.startswith("openkms.db"):
+                chunks.append(path.read_bytes())
+        return b"".join(chunks)
+    import psycopg
+
+    base, _, query = server.database_url.partition("?")
+    schema = query.rsplit("%3D", 1)[-1]
+    chunks = []
+    with psycopg.connect(base) as connection:
+        tables = connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        ).fetchall()
+        for (table,) in tables:
+            for row in connection.execute(f'SELECT * FROM "{schema}"."{table}"'):
+                for value in row:
+                    chunks.append(
+                        bytes(value)
+                        if isinstance(value, bytes | memoryview)
+                        else str(value).encode()
+                    )
+    return b"\x00".join(chunks)
+
+
+def _wrapped_materials(server) -> list[tuple[str, int, bytes]]:
+    query = (
+        "SELECT k.arn, m.version, m.wrapped_material FROM key_materials m "
+        "JOIN kms_keys k ON k.key_id = m.key_id"
+    )
+    if server.database_url is None:
+        with sqlite3.connect(server.data_dir / "openkms.db") as connection:
+            return [(a, v, bytes(w)) for a, v, w in connection.execute(query)]
+    import psycopg
+
+    base, _, options = server.database_url.partition("?")
+    schema = options.rsplit("%3D", 1)[-1]
+    with psycopg.connect(base, options=f"-csearch_path={schema}") as connection:
+        return [(a, v, bytes(w)) for a, v, w in connection.execute(query)]
+
+
+def _forms(secret: bytes) -> list[bytes]:
+    return [secret, secret.hex().encode(), base64.b64encode(secret)]
+
+
+def test_database_and_log_hold_no_key_material_plaintext_or_secret(own_server):
+    own_server.start()
+    kms = own_server.client()
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    plaintext = b"TOP-SECRET-" + os.urandom(24).hex().encode()
+    blob = kms.encrypt(KeyId=key_id, Plaintext=plaintext)["CiphertextBlob"]
+    data_key = kms.generate_data_key(KeyId=key_id, NumberOfBytes=32)["Plaintext"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
+    kms.generate_random(NumberOfBytes=64)
+    own_server.stop()
+
+    keystore = SoftwareKeyStore((own_server.data_dir / "root.key").read_bytes())
+    wrapped_rows = _wrapped_materials(own_server)
+    materials = [
+        keystore.unwrap_material(MaterialRef(arn, version, wrapped))
+        for arn, version, wrapped in wrapped_rows
+    ]
+    assert materials and all(len(m) == 32 for m in materials)
+
+    stored = _database_bytes(own_server)
+    log = Path(own_server.log_path).read_bytes()
+    # The scan really reads what is stored: the wrapped forms are there, the raw ones not.
+    assert all(wrapped in stored for _, _, wrapped in wrapped_rows)
+    assert key_id.encode() in stored
+    secrets = [plaintext, data_key, SECRET_ACCESS_KEY.encode(), *materials]
+    for secret in secrets:
+        for form in _forms(secret):
+            assert form not in stored
+            assert form not in log

@@ -1,0 +1,88 @@
+"""Storage on SQLite and PostgreSQL: migrations, and all-or-nothing transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from openkms.storage import KeyRecord, MaterialRecord, open_database
+
+
+@pytest.fixture
+def db(tmp_path, backend, database_url_factory):
+    url = database_url_factory(backend) or f"sqlite:///{tmp_path / 'unit.db'}"
+    database = open_database(url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+def _key(key_id: str = "0b0f9b58-3c2c-4b8e-9a55-1b7d0d3c1a11") -> KeyRecord:
+    return KeyRecord(
+        key_id=key_id,
+        account_id="123456789012",
+        region="us-east-1",
+        arn=f"arn:aws:kms:us-east-1:123456789012:key/{key_id}",
+        description="",
+        key_usage="ENCRYPT_DECRYPT",
+        key_spec="SYMMETRIC_DEFAULT",
+        origin="AWS_KMS",
+        key_manager="CUSTOMER",
+        key_state="Enabled",
+        creation_date=dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC),
+        policy="{}",
+        multi_region=False,
+        current_version=1,
+    )
+
+
+def _material(key_id: str) -> MaterialRecord:
+    return MaterialRecord(key_id, 1, "ab" * 32, b"wrapped", dt.datetime.now(dt.UTC))
+
+
+def _account(db) -> None:
+    with db.transaction() as tx:
+        tx.insert_account("123456789012", dt.datetime.now(dt.UTC))
+
+
+def test_migrating_twice_is_harmless(db):
+    db.migrate()
+    with db.transaction() as tx:
+        assert tx.count_accounts() == 0
+
+
+def test_a_transaction_that_fails_part_way_leaves_nothing(db):
+    _account(db)
+    key = _key()
+    with pytest.raises(RuntimeError), db.transaction() as tx:
+        tx.insert_key(key)
+        tx.insert_material(_material(key.key_id))
+        raise RuntimeError("the process dies here")
+    with db.transaction() as tx:
+        assert tx.get_key(key.key_id) is None
+        assert tx.list_materials(key.key_id) == []
+
+
+def test_a_constraint_violation_rolls_back_the_whole_unit(db):
+    _account(db)
+    key = _key()
+    with pytest.raises(IntegrityError), db.transaction() as tx:
+        tx.insert_key(key)
+        tx.insert_material(_material(key.key_id))
+        tx.insert_material(_material(key.key_id))  # duplicate primary key
+    with db.transaction() as tx:
+        assert tx.get_key(key.key_id) is None
+
+
+def test_records_round_trip_with_utc_timestamps(db):
+    _account(db)
+    key = _key()
+    with db.transaction() as tx:
+        tx.insert_key(key)
+        tx.insert_material(_material(key.key_id))
+    with db.transaction() as tx:
+        stored = tx.get_key(key.key_id)
+    assert stored == key
+    assert stored.creation_date.tzinfo is not None
