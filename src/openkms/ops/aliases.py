@@ -22,6 +22,8 @@ from openkms.storage import AliasRecord
 
 _PREFIX = "alias/"
 _RESERVED_PREFIX = "alias/aws/"
+_MARKER_KIND = "aliases"
+_MAX_PAGE = 100
 
 
 def create_alias(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +73,9 @@ def list_aliases(services: Services, ctx: RequestContext, req: dict[str, Any]) -
         target_key_id = resolve_key(
             services, ctx, req["KeyId"], allow_alias=False, action="kms:ListAliases"
         ).record.key_id
-    limit = req.get("Limit", 50)
-    after = decode_marker(req.get("Marker"))
+    # The model allows up to 1000; AWS documents 1 to 100 and answers at most that many.
+    limit = min(req.get("Limit", 50), _MAX_PAGE)
+    after = decode_marker(req.get("Marker"), _MARKER_KIND, lambda name: name.startswith(_PREFIX))
     with services.db.transaction() as tx:
         rows = tx.list_aliases(ctx.account_id, ctx.region, target_key_id, after, limit + 1)
     page = rows[:limit]
@@ -92,7 +95,7 @@ def list_aliases(services: Services, ctx: RequestContext, req: dict[str, Any]) -
         "Truncated": len(rows) > limit,
     }
     if len(rows) > limit:
-        response["NextMarker"] = encode_marker(page[-1].alias_name)
+        response["NextMarker"] = encode_marker(page[-1].alias_name, _MARKER_KIND)
     return response
 
 
@@ -104,6 +107,10 @@ def _check_alias_name(name: str) -> str:
         )
     if name.startswith(_RESERVED_PREFIX):
         raise NotAuthorizedException()
+    if ":" in name:
+        # The model's pattern admits ':', but an alias name may not hold one (it would make
+        # alias ARNs ambiguous); AWS answers in these words.
+        raise ValidationException(f"{name} contains invalid characters for an alias")
     return name
 
 

@@ -33,9 +33,11 @@ def resolve_key(
         if arn.region != ctx.region:
             raise NotFoundException(f"Invalid arn {arn.region}")
         if arn.resource_type == "alias":
+            loaded = _by_alias(services, ctx, arn.resource, arn.account_id)
             if arn.account_id != ctx.account_id:
-                raise _denied(ctx, action, key_id)
-            return _by_alias(services, ctx, arn.resource)
+                # Cross-account use needs a key policy that admits the caller (see below).
+                raise _denied(ctx, action, loaded.record.arn)
+            return loaded
         loaded = _by_key_id(services, ctx, arn.resource, arn.account_id, action)
         if loaded is None:
             raise NotFoundException(f"Key '{key_id}' does not exist")
@@ -44,7 +46,7 @@ def resolve_key(
         if not allow_alias:
             raise NotFoundException(f"Invalid keyId '{key_id}'")
         return _by_alias(services, ctx, key_id)
-    if not _is_key_id(key_id):
+    if not is_key_id(key_id):
         raise NotFoundException(f"Invalid keyId '{key_id}'")
     loaded = _by_key_id(services, ctx, key_id, ctx.account_id, action)
     if loaded is None:
@@ -56,7 +58,7 @@ def resolve_key(
 def _by_key_id(
     services: Services, ctx: RequestContext, key_id: str, account_id: str, action: str
 ) -> LoadedKey | None:
-    if not _is_key_id(key_id):
+    if not is_key_id(key_id):
         return None
     loaded = services.keys.get(key_id)
     if loaded is None or loaded.record.region != ctx.region:
@@ -70,16 +72,20 @@ def _by_key_id(
     return loaded
 
 
-def _by_alias(services: Services, ctx: RequestContext, alias_name: str) -> LoadedKey:
-    target = services.keys.alias_target(ctx.account_id, ctx.region, alias_name)
+def _by_alias(
+    services: Services, ctx: RequestContext, alias_name: str, account_id: str | None = None
+) -> LoadedKey:
+    account_id = account_id or ctx.account_id
+    target = services.keys.alias_target(account_id, ctx.region, alias_name)
     loaded = services.keys.get(target) if target is not None else None
     if loaded is None:
-        arn_text = alias_arn(services.partition, ctx.region, ctx.account_id, alias_name)
+        arn_text = alias_arn(services.partition, ctx.region, account_id, alias_name)
         raise NotFoundException(f"Alias {arn_text} is not found.")
     return loaded
 
 
-def _is_key_id(text: str) -> bool:
+def is_key_id(text: str) -> bool:
+    """A key id as KMS writes it: a lowercase, dashed UUID."""
     try:
         return str(uuid.UUID(text)) == text
     except ValueError:

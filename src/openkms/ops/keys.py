@@ -17,7 +17,7 @@ from openkms.ops.context import RequestContext, Services
 from openkms.ops.default_policy import default_key_policy
 from openkms.ops.key_directory import LoadedKey
 from openkms.ops.key_metadata import key_metadata
-from openkms.ops.key_resolution import resolve_key
+from openkms.ops.key_resolution import is_key_id, resolve_key
 from openkms.ops.key_state import DISABLED, ENABLED, require_manageable
 from openkms.ops.pagination import decode_marker, encode_marker
 from openkms.ops.policy_document import check_policy_document
@@ -26,6 +26,7 @@ from openkms.storage import KeyRecord, MaterialRecord
 
 SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
+_KEYS_MARKER = "keys"
 
 
 def create_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +103,11 @@ def describe_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -
 
 def list_keys(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     limit = req.get("Limit", 100)
-    after = decode_marker(req.get("Marker"))
+    after = decode_marker(req.get("Marker"), _KEYS_MARKER, is_key_id)
+    if "SELF" not in req.get("ResourceOwners", ["SELF"]):
+        # Only keys shared with the caller through RAM were asked for; nothing is shared
+        # (openkms has no RAM), so there are none.
+        return {"Keys": [], "Truncated": False}
     with services.db.transaction() as tx:
         rows = tx.list_keys(ctx.account_id, ctx.region, after, limit + 1)
     page = rows[:limit]
@@ -111,7 +116,7 @@ def list_keys(services: Services, ctx: RequestContext, req: dict[str, Any]) -> d
         "Truncated": len(rows) > limit,
     }
     if len(rows) > limit:
-        response["NextMarker"] = encode_marker(page[-1].key_id)
+        response["NextMarker"] = encode_marker(page[-1].key_id, _KEYS_MARKER)
     return response
 
 

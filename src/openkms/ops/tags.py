@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from openkms.errors import TagException
@@ -12,6 +13,7 @@ from openkms.ops.pagination import decode_marker, encode_marker
 from openkms.storage.repository import Transaction
 
 MAX_TAGS_PER_KEY = 50
+_MARKER_KIND = "tags"
 
 
 def check_new_tags(tags: list[dict[str, str]]) -> list[tuple[str, str]]:
@@ -40,8 +42,7 @@ def tag_resource(services: Services, ctx: RequestContext, req: dict[str, Any]) -
     key = resolve_key(services, ctx, req["KeyId"], allow_alias=False, action="kms:TagResource")
     require_manageable(key.record)
     pairs = check_new_tags(req["Tags"])
-    with services.db.transaction() as tx:
-        store_tags(tx, key.record.key_id, pairs)
+    _write(services, key.record.key_id, lambda tx: store_tags(tx, key.record.key_id, pairs))
     return {}
 
 
@@ -51,8 +52,9 @@ def untag_resource(services: Services, ctx: RequestContext, req: dict[str, Any])
     for tag_key in req["TagKeys"]:
         if tag_key.lower().startswith("aws:"):
             raise TagException("Tags beginning with aws: are reserved")
-    with services.db.transaction() as tx:
-        tx.delete_tags(key.record.key_id, req["TagKeys"])
+    _write(
+        services, key.record.key_id, lambda tx: tx.delete_tags(key.record.key_id, req["TagKeys"])
+    )
     return {}
 
 
@@ -60,8 +62,9 @@ def list_resource_tags(
     services: Services, ctx: RequestContext, req: dict[str, Any]
 ) -> dict[str, Any]:
     key = resolve_key(services, ctx, req["KeyId"], allow_alias=False, action="kms:ListResourceTags")
-    limit = req.get("Limit", MAX_TAGS_PER_KEY)
-    after = decode_marker(req.get("Marker"))
+    # The model allows up to 1000; AWS documents 1 to 50 and answers at most that many.
+    limit = min(req.get("Limit", MAX_TAGS_PER_KEY), MAX_TAGS_PER_KEY)
+    after = decode_marker(req.get("Marker"), _MARKER_KIND)
     with services.db.transaction() as tx:
         rows = tx.list_tags(key.record.key_id, after, limit + 1)
     page = rows[:limit]
@@ -70,5 +73,13 @@ def list_resource_tags(
         "Truncated": len(rows) > limit,
     }
     if len(rows) > limit:
-        response["NextMarker"] = encode_marker(page[-1][0])
+        response["NextMarker"] = encode_marker(page[-1][0], _MARKER_KIND)
     return response
+
+
+def _write(services: Services, key_id: str, change: Callable[[Transaction], None]) -> None:
+    """Run one tag change with the key's row locked, so concurrent TagResource calls on one
+    key run one after the other: the 50-tag bound holds and no insert collides."""
+    with services.db.transaction() as tx:
+        tx.lock_key(key_id)
+        change(tx)

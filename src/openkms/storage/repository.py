@@ -81,6 +81,14 @@ class Transaction:
         rows = self.connection.execute(query.order_by(table.c.key_id).limit(limit)).mappings()
         return [KeyRecord(**row) for row in rows]
 
+    def lock_key(self, key_id: str) -> None:
+        """Serialise writers of one key until this transaction ends (PostgreSQL row lock;
+        SQLite transactions already hold the database's write lock)."""
+        table = schema.kms_keys
+        self.connection.execute(
+            select(table.c.key_id).where(table.c.key_id == key_id).with_for_update()
+        )
+
     def update_key(self, key_id: str, **values: Any) -> None:
         table = schema.kms_keys
         self.connection.execute(update(table).where(table.c.key_id == key_id).values(**values))
