@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.exc import IntegrityError
 
 from openkms.storage import KeyRecord, MaterialRecord, open_database
@@ -86,3 +89,34 @@ def test_records_round_trip_with_utc_timestamps(db):
         stored = tx.get_key(key.key_id)
     assert stored == key
     assert stored.creation_date.tzinfo is not None
+
+
+@given(
+    tags=st.dictionaries(
+        st.text(alphabet=st.sampled_from("a\\\x000Z"), min_size=1, max_size=6),
+        st.text(alphabet=st.sampled_from("\\\x000b"), max_size=6),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_free_text_with_nul_and_backslashes_round_trips_and_pages(db, tags):
+    key = _key()
+    with db.transaction() as tx:
+        if not tx.account_exists(key.account_id):
+            tx.insert_account(key.account_id, dt.datetime.now(dt.UTC))
+        if tx.get_key(key.key_id) is None:
+            tx.insert_key(replace(key, description="nul\x00 and \\0 stay apart"))
+        tx.delete_tags(key.key_id, [k for k, _ in tx.list_tags(key.key_id)])
+        tx.put_tags(key.key_id, tags.items())
+    with db.transaction() as tx:
+        assert tx.get_key(key.key_id).description == "nul\x00 and \\0 stay apart"
+        assert dict(tx.list_tags(key.key_id)) == tags
+        # Paging one at a time with the last key as the bound visits every tag once.
+        seen, after = [], None
+        while page := tx.list_tags(key.key_id, after, 1):
+            seen.append(page[0][0])
+            after = page[0][0]
+        assert sorted(seen) == sorted(tags)

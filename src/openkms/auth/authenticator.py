@@ -22,7 +22,7 @@ from openkms.auth.sigv4 import (
 )
 from openkms.clock import Clock
 from openkms.errors import UnrecognizedClientException
-from openkms.iam.accounts import secret_label
+from openkms.iam.accounts import is_access_key_id, secret_label
 from openkms.iam.principal import Principal
 from openkms.keystore import KeyStore
 from openkms.storage import Database
@@ -76,6 +76,8 @@ class Authenticator:
         hit = self._principals.get(access_key_id)
         if hit is not None and hit[2] > now:
             return hit[0], hit[1]
+        if not is_access_key_id(access_key_id):
+            return None, b""
         with self._db.transaction() as tx:
             record = tx.get_access_key(access_key_id)
         principal: Principal | None = None

@@ -8,6 +8,7 @@ sent the request and that nothing in it changed. Error codes and texts are AWS's
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import hashlib
 import hmac
 import re
@@ -22,6 +23,7 @@ from openkms.errors import (
 )
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+TERMINATOR = "aws4_request"
 MAX_SKEW = dt.timedelta(minutes=5)
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 _BAD_SIGNATURE = (
@@ -30,6 +32,10 @@ _BAD_SIGNATURE = (
     "for details."
 )
 _SPACES = re.compile(r"\s+")
+# Even a server that serves "any" region serves only names shaped like AWS's (us-east-1,
+# us-gov-west-1, and "local" for development): lowercase letters, digits and inner hyphens, at
+# most 32 characters. A region is part of every ARN and of the keys' storage.
+_REGION_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,7 @@ class Credential:
     date: str
     region: str
     service: str
+    terminator: str = "aws4_request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +61,7 @@ class AuthorizationHeader:
     credential: Credential
     signed_headers: list[str]
     signature: str
-    amz_date: str
+    amz_date: str  # ISO-8601 basic format, from X-Amz-Date or else from Date
     security_token: str | None
 
 
@@ -74,7 +81,7 @@ def parse_authorization(request: SignedRequest) -> AuthorizationHeader:
         name, sep, value = part.strip().partition("=")
         if sep:
             fields[name.strip()] = value.strip()
-    amz_date = headers.get("x-amz-date")
+    amz_date = _request_timestamp(headers)
     problems = [
         f"Authorization header requires '{name}' parameter."
         for name in ("Credential", "Signature", "SignedHeaders")
@@ -84,7 +91,7 @@ def parse_authorization(request: SignedRequest) -> AuthorizationHeader:
         problems.append(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
         )
-    if problems:
+    if problems or amz_date is None:
         raise IncompleteSignatureException(
             " ".join(problems) + f" Authorization={_redacted(authorization)}"
         )
@@ -95,26 +102,19 @@ def parse_authorization(request: SignedRequest) -> AuthorizationHeader:
             f"keyid/date/region/service/term, got '{fields['Credential']}'"
         )
     access_key_id, date, region, service, terminator = credential_parts
-    scope_problems = []
-    if terminator != "aws4_request":
-        scope_problems.append(
-            "Credential should be scoped with a valid terminator: 'aws4_request', "
-            f"not '{terminator}'. "
-        )
-    if not amz_date.startswith(date) or len(date) != 8:
-        scope_problems.append(
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
-            f"from HTTP: '{date}' != '{amz_date[:8]}', from '{amz_date}'. "
-        )
-    if scope_problems:
-        raise InvalidSignatureException("".join(scope_problems))
     signed_headers = fields["SignedHeaders"].split(";")
     if "host" not in signed_headers:
         raise InvalidSignatureException(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
         )
+    if "x-amz-target" in headers and "x-amz-target" not in signed_headers:
+        # The operation a request asks for must be covered by its signature, or a captured
+        # request could be replayed as another operation with the same body.
+        raise InvalidSignatureException(
+            "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."
+        )
     return AuthorizationHeader(
-        credential=Credential(access_key_id, date, region, service),
+        credential=Credential(access_key_id, date, region, service, terminator),
         signed_headers=signed_headers,
         signature=fields["Signature"],
         amz_date=amz_date,
@@ -125,11 +125,24 @@ def parse_authorization(request: SignedRequest) -> AuthorizationHeader:
 def check_scope(
     auth: AuthorizationHeader, service: str, region_allowed: Callable[[str], bool]
 ) -> None:
+    """The credential scope's region, service, terminator and date, in AWS's order; every
+    problem found is named, each sentence ending in ". " as AWS's do."""
+    credential = auth.credential
     problems = []
-    if not region_allowed(auth.credential.region):
+    if not (_REGION_NAME.fullmatch(credential.region) and region_allowed(credential.region)):
         problems.append("Credential should be scoped to a valid region. ")
-    if auth.credential.service != service:
+    if credential.service != service:
         problems.append(f"Credential should be scoped to correct service: '{service}'. ")
+    if credential.terminator != TERMINATOR:
+        problems.append(
+            f"Credential should be scoped with a valid terminator: '{TERMINATOR}', "
+            f"not '{credential.terminator}'. "
+        )
+    if credential.date != auth.amz_date[:8]:
+        problems.append(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+            f"from HTTP: '{credential.date}' != '{auth.amz_date[:8]}', from '{auth.amz_date}'. "
+        )
     if problems:
         raise InvalidSignatureException("".join(problems))
 
@@ -168,12 +181,12 @@ def derive_signing_key(secret: bytes, date: str, region: str, service: str) -> b
     key = _hmac(b"AWS4" + secret, date)
     key = _hmac(key, region)
     key = _hmac(key, service)
-    return _hmac(key, "aws4_request")
+    return _hmac(key, TERMINATOR)
 
 
 def string_to_sign(request: SignedRequest, auth: AuthorizationHeader) -> str:
     credential = auth.credential
-    scope = f"{credential.date}/{credential.region}/{credential.service}/aws4_request"
+    scope = f"{credential.date}/{credential.region}/{credential.service}/{credential.terminator}"
     digest = hashlib.sha256(canonical_request(request, auth.signed_headers).encode("utf-8"))
     return f"{ALGORITHM}\n{auth.amz_date}\n{scope}\n{digest.hexdigest()}"
 
@@ -197,21 +210,57 @@ def canonical_request(request: SignedRequest, signed_headers: Iterable[str]) -> 
 
 
 def _canonical_path(raw_path: str) -> str:
-    # Services other than S3 sign the URI-encoded form of the (already encoded) path.
-    return quote(raw_path or "/", safe="/~")
+    # Services other than S3 sign the normalised (RFC 3986 dot segments removed, empty
+    # segments dropped), URI-encoded form of the already encoded path.
+    return quote(_normalised_path(raw_path), safe="/~")
+
+
+def _normalised_path(path: str) -> str:
+    if not path:
+        return "/"
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    first = "/" if path.startswith("/") else ""
+    last = "/" if path.endswith("/") and segments else ""
+    return first + "/".join(segments) + last
 
 
 def _canonical_query(raw_query: str) -> str:
     pairs = []
     for item in raw_query.split("&") if raw_query else []:
         name, _, value = item.partition("=")
-        pairs.append(
-            (
-                quote(unquote(name), safe="-_.~"),
-                quote(unquote(value.replace("+", " ")), safe="-_.~"),
-            )
-        )
+        # A "+" is a space, as form encoding (and botocore's own URLs) write one.
+        pairs.append((_uri_encode(name), _uri_encode(value)))
     return "&".join(f"{n}={v}" for n, v in sorted(pairs))
+
+
+def _request_timestamp(headers: dict[str, str]) -> str | None:
+    """The request's time as SigV4 signs it: X-Amz-Date, or else the HTTP Date header
+    (RFC 7231, as botocore writes it when a request carries one) in ISO-8601 basic format."""
+    amz_date = headers.get("x-amz-date")
+    if amz_date is not None:
+        return amz_date
+    http_date = headers.get("date")
+    if http_date is None:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return http_date  # reported as not ISO-8601 by the clock check
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).strftime(_AMZ_DATE)
+
+
+def _uri_encode(component: str) -> str:
+    return quote(unquote(component.replace("+", " ")), safe="-_.~")
 
 
 def _header_map(headers: list[tuple[str, str]]) -> dict[str, str]:

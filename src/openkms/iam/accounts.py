@@ -15,6 +15,7 @@ from openkms.storage import AccessKeyRecord, Database
 
 _ACCESS_KEY_ALPHABET = string.ascii_uppercase + "234567"
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9_+=,.@-]{1,128}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,11 @@ def check_account_id(account_id: str) -> str:
     return account_id
 
 
+def is_access_key_id(text: str) -> bool:
+    """What an access key id may look like; anything else is never looked up."""
+    return _ACCESS_KEY_ID.fullmatch(text) is not None
+
+
 def ensure_account_with_key(
     db: Database,
     keystore: KeyStore,
@@ -58,6 +64,8 @@ def ensure_account_with_key(
 ) -> IssuedCredentials:
     """Create the account (if new) and its root access key (if new), atomically."""
     check_account_id(account_id)
+    if not is_access_key_id(access_key_id):
+        raise ValueError("an access key id is 1 to 128 letters, digits or _+=,.@-")
     principal_arn = f"arn:aws:iam::{account_id}:root"
     now = clock.now()
     try:

@@ -17,7 +17,8 @@ from typing import Any
 from openkms.errors import SerializationException, ValidationException
 from openkms.model.service_model import ServiceModel
 
-_ECHO_LIMIT = 256
+_ECHO_LIMIT = 16_384  # longer values are not repeated back
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 def validate_input(model: ServiceModel, operation: str, body: Any) -> dict[str, Any]:
@@ -100,7 +101,7 @@ class _Validator:
         if not isinstance(value, str):
             raise SerializationException(_mismatch(value, "a Blob"))
         try:
-            decoded = base64.b64decode(value, validate=True)
+            decoded = _b64decode(value)
         except (binascii.Error, ValueError):
             raise SerializationException(
                 f"Could not decode the base64-encoded value of '{path}'"
@@ -115,13 +116,20 @@ class _Validator:
                 value = int(value)
             else:
                 raise SerializationException(_mismatch(value, "an Integer"))
+        if not _INT_MIN <= value <= _INT_MAX:
+            # AWS's front end reads integers as 32-bit; a larger number does not parse.
+            raise SerializationException()
         if "min" in shape and value < shape["min"]:
             self.violation(
-                str(value), path, f"Member must have value greater than or equal to {shape['min']}"
+                _quote(str(value)),
+                path,
+                f"Member must have value greater than or equal to {shape['min']}",
             )
         if "max" in shape and value > shape["max"]:
             self.violation(
-                str(value), path, f"Member must have value less than or equal to {shape['max']}"
+                _quote(str(value)),
+                path,
+                f"Member must have value less than or equal to {shape['max']}",
             )
         return value
 
@@ -174,12 +182,21 @@ class _Validator:
             )
 
 
+def _b64decode(value: str) -> bytes:
+    """Standard base64; like AWS's (Java's) decoder, the "=" padding may be left off."""
+    if len(value) % 4 in (2, 3) and not value.endswith("="):
+        value += "=" * (-len(value) % 4)
+    return base64.b64decode(value, validate=True)
+
+
 def _quote(value: str) -> str:
     return f"'{value}'"
 
 
-def _mismatch(value: Any, expected: str) -> str:
+def _mismatch(value: Any, expected: str) -> str | None:
     """AWS's own words for a JSON value of the wrong type (its Coral front end's)."""
+    if value is None:
+        return None  # a null inside a list: AWS's wording for it is not known
     if isinstance(value, list):
         return "Start of list found where not expected"
     if isinstance(value, dict):

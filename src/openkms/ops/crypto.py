@@ -40,6 +40,11 @@ def encrypt(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dic
 
 def decrypt(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     _refuse_recipient(req)
+    if _ignores_ciphertext(req) and "KeyId" in req:
+        # A dry run that tests permissions only: the key named must allow the call.
+        key = _encryption_key(services, ctx, req["KeyId"], "kms:Decrypt")
+        _check_algorithm(key, req.get("EncryptionAlgorithm"))
+        raise DryRunOperationException(DRY_RUN_MESSAGE)
     key, blob = _key_for_ciphertext(
         services, ctx, req.get("CiphertextBlob"), req.get("KeyId"), "kms:Decrypt", "ciphertextBlob"
     )
@@ -55,6 +60,12 @@ def decrypt(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dic
 
 
 def re_encrypt(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+    if _ignores_ciphertext(req) and "SourceKeyId" in req:
+        source = _encryption_key(services, ctx, req["SourceKeyId"], "kms:ReEncryptFrom")
+        _check_algorithm(source, req.get("SourceEncryptionAlgorithm"))
+        destination = _encryption_key(services, ctx, req["DestinationKeyId"], "kms:ReEncryptTo")
+        _check_algorithm(destination, req.get("DestinationEncryptionAlgorithm"))
+        raise DryRunOperationException(DRY_RUN_MESSAGE)
     source, blob = _key_for_ciphertext(
         services,
         ctx,
@@ -128,13 +139,17 @@ def generate_random(services: Services, ctx: RequestContext, req: dict[str, Any]
 
 def _encryption_key(services: Services, ctx: RequestContext, key_id: str, action: str) -> LoadedKey:
     key = resolve_key(services, ctx, key_id, action=action)
+    _require_encryption_use(key, action)
+    return key
+
+
+def _require_encryption_use(key: LoadedKey, action: str) -> None:
     require_usable_for_crypto(key.record)
     if key.record.key_usage != "ENCRYPT_DECRYPT":
         raise InvalidKeyUsageException(
             f"{key.record.arn} key usage is {key.record.key_usage} which is not valid for "
             f"{action.removeprefix('kms:')}."
         )
-    return key
 
 
 def _key_for_ciphertext(
@@ -166,7 +181,7 @@ def _key_for_ciphertext(
             f"User: {ctx.principal.arn} is not authorized to perform: {action} on resource: "
             f"{key.record.arn} because no resource-based policy allows the {action} action"
         )
-    require_usable_for_crypto(key.record)
+    _require_encryption_use(key, action)
     return key, blob
 
 
@@ -188,6 +203,11 @@ def _data_key_size(req: dict[str, Any]) -> int:
 def _dry_run(req: dict[str, Any]) -> None:
     if req.get("DryRun"):
         raise DryRunOperationException(DRY_RUN_MESSAGE)
+
+
+def _ignores_ciphertext(req: dict[str, Any]) -> bool:
+    """DryRun with DryRunModifiers IGNORE_CIPHERTEXT: check permissions, not the ciphertext."""
+    return bool(req.get("DryRun")) and "IGNORE_CIPHERTEXT" in req.get("DryRunModifiers", [])
 
 
 def _refuse_recipient(req: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ refused; one naming another account is refused as AWS refuses a caller that no p
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from openkms.errors import AccessDeniedException, NotFoundException
@@ -72,11 +73,18 @@ def _by_key_id(
     return loaded
 
 
+# What an alias name and an account id can be (AliasNameType's pattern, 12 digits): anything
+# else names nothing, and is never sent to the database.
+_ALIAS_NAME = re.compile(r"alias/[a-zA-Z0-9:/_-]{1,250}", re.ASCII)
+_ACCOUNT_ID = re.compile(r"[0-9]{12}", re.ASCII)
+
+
 def _by_alias(
     services: Services, ctx: RequestContext, alias_name: str, account_id: str | None = None
 ) -> LoadedKey:
     account_id = account_id or ctx.account_id
-    target = services.keys.alias_target(account_id, ctx.region, alias_name)
+    well_formed = _ALIAS_NAME.fullmatch(alias_name) and _ACCOUNT_ID.fullmatch(account_id)
+    target = services.keys.alias_target(account_id, ctx.region, alias_name) if well_formed else None
     loaded = services.keys.get(target) if target is not None else None
     if loaded is None:
         arn_text = alias_arn(services.partition, ctx.region, account_id, alias_name)

@@ -140,23 +140,33 @@ def _kms_error(error: KmsError) -> Response:
 
 async def _sts(runtime: Runtime, request: Request, request_id: str) -> Response:
     try:
+        return await _sts_action(runtime, request, request_id)
+    except Exception:
+        log.exception("request %s (sts) failed unexpectedly", request_id)
+        body = query_protocol.error_xml("InternalFailure", "", request_id)
+        return _xml(body, 500, request_id)
+
+
+async def _sts_action(runtime: Runtime, request: Request, request_id: str) -> Response:
+    try:
         body = await _read_body(request, runtime.config.max_body_bytes)
     except BodyTooLarge:
         return Response(status_code=413)
     signed = _signed_request(request, body)
     params = query_protocol.decode_parameters(signed.raw_query, body)
     action = params.get("Action", "")
+    loggable = f"sts:{_loggable_name(action)}"
     try:
         authenticated = await run_in_threadpool(runtime.authenticator.authenticate, signed, "sts")
     except KmsError as error:
         code, status = query_protocol.query_error(error)
-        _log(request_id, f"sts:{action}", status, code)
+        _log(request_id, loggable, status, code)
         return _xml(
             query_protocol.error_xml(code, error.message or "", request_id), status, request_id
         )
     version = params.get("Version") or "NO_VERSION_SPECIFIED"
     if action != "GetCallerIdentity" or version != "2011-06-15":
-        _log(request_id, f"sts:{action}", 400, "InvalidAction")
+        _log(request_id, loggable, 400, "InvalidAction")
         message = f"Could not find operation {action} for version {version}"
         return _xml(
             query_protocol.error_xml(
@@ -183,8 +193,14 @@ def _xml(body: bytes, status: int, request_id: str) -> Response:
 
 
 def _loggable_operation(target: str | None) -> str:
-    name = (target or "").partition(".")[2][:64]
-    return name if name.isalnum() else "-"
+    return _loggable_name((target or "").partition(".")[2])
+
+
+def _loggable_name(name: str) -> str:
+    """An operation name fit for a log line: letters and digits only, never what a caller
+    chose to write there (no newlines, no forged entries)."""
+    name = name[:64]
+    return name if name.isascii() and name.isalnum() else "-"
 
 
 def _log(request_id: str, operation: str, status: int, code: str | None) -> None:

@@ -39,6 +39,43 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
+class NulSafeText(TypeDecorator[str]):
+    """Free text that may hold any Unicode, NUL included, on both dialects.
+
+    PostgreSQL text cannot hold NUL, and KMS descriptions, policies and tags may. Stored
+    values escape backslash as two backslashes and NUL as backslash-zero, reversibly; the
+    same encoding applies to values compared with the column, so lookups and ordering stay
+    consistent.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return value.replace("\\", "\\\\").replace("\x00", "\\0")
+
+    def process_result_value(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return _unescape_nul(value)
+
+
+def _unescape_nul(stored: str) -> str:
+    if "\\" not in stored:
+        return stored
+    out = []
+    chars = iter(stored)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "")
+            out.append("\x00" if following == "0" else following)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 metadata = MetaData()
 
 server_settings = Table(
@@ -74,14 +111,14 @@ kms_keys = Table(
     Column("account_id", String(12), ForeignKey("accounts.account_id"), nullable=False),
     Column("region", String(32), nullable=False),
     Column("arn", String(2048), nullable=False, unique=True),
-    Column("description", Text, nullable=False),
+    Column("description", NulSafeText, nullable=False),
     Column("key_usage", String(32), nullable=False),
     Column("key_spec", String(32), nullable=False),
     Column("origin", String(32), nullable=False),
     Column("key_manager", String(16), nullable=False),
     Column("key_state", String(32), nullable=False),
     Column("creation_date", UTCDateTime, nullable=False),
-    Column("policy", Text, nullable=False),
+    Column("policy", NulSafeText, nullable=False),
     Column("multi_region", Boolean, nullable=False),
     Column("current_version", Integer, nullable=False),
 )
@@ -111,6 +148,6 @@ key_tags = Table(
     "key_tags",
     metadata,
     Column("key_id", String(36), ForeignKey("kms_keys.key_id"), primary_key=True),
-    Column("tag_key", String(128), primary_key=True),
-    Column("tag_value", String(256), nullable=False),
+    Column("tag_key", NulSafeText, primary_key=True),
+    Column("tag_value", NulSafeText, nullable=False),
 )

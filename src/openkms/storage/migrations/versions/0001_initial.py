@@ -79,8 +79,8 @@ def upgrade() -> None:
     op.create_table(
         "key_tags",
         sa.Column("key_id", sa.String(36), sa.ForeignKey("kms_keys.key_id"), primary_key=True),
-        sa.Column("tag_key", sa.String(128), primary_key=True),
-        sa.Column("tag_value", sa.String(256), nullable=False),
+        sa.Column("tag_key", sa.Text, primary_key=True),
+        sa.Column("tag_value", sa.Text, nullable=False),
     )
 
 
