@@ -228,6 +228,8 @@ def test_garbage_and_truncated_ciphertexts_are_invalid(server, kms, key):
         blob[:1],
         blob[:33],
         blob[:48],
+        blob[:53],
+        blob[:68],
         blob[:-1],
         blob + b"\x00",
         blob[:1] + os.urandom(len(blob) - 1),

@@ -41,17 +41,17 @@ _sealed = st.binary(min_size=TAG_SIZE, max_size=200)
 
 
 def test_the_header_layout():
-    nonce = bytes(range(12))
+    nonce = bytes(range(NONCE_SIZE))
     header = CiphertextBlob.header_for(KEY_ID, 0x01020304, nonce)
-    assert HEADER_SIZE == len(header) == 33
+    assert HEADER_SIZE == len(header) == 53
     assert header[0] == FORMAT_VERSION == 1
     assert header[1:17] == uuid.UUID(KEY_ID).bytes
     assert header[17:21] == b"\x01\x02\x03\x04"
-    assert header[21:33] == nonce
+    assert header[21:53] == nonce
 
 
 def test_parse_reads_what_was_written():
-    nonce = os.urandom(12)
+    nonce = os.urandom(NONCE_SIZE)
     sealed = os.urandom(40)
     blob = CiphertextBlob.parse(CiphertextBlob.header_for(KEY_ID, 7, nonce) + sealed)
     assert blob == CiphertextBlob(KEY_ID, 7, nonce, sealed)
@@ -61,7 +61,7 @@ def test_parse_reads_what_was_written():
 
 
 def test_the_shortest_blob_is_a_header_and_a_tag():
-    header = CiphertextBlob.header_for(KEY_ID, 1, os.urandom(12))
+    header = CiphertextBlob.header_for(KEY_ID, 1, os.urandom(NONCE_SIZE))
     assert CiphertextBlob.parse(header + os.urandom(TAG_SIZE)).sealed
     for length in (0, 1, HEADER_SIZE, HEADER_SIZE + TAG_SIZE - 1):
         with pytest.raises(MalformedBlob):
@@ -70,14 +70,14 @@ def test_the_shortest_blob_is_a_header_and_a_tag():
 
 @pytest.mark.parametrize("version", [0, 2, 255])
 def test_an_unknown_format_version_is_refused(version):
-    data = bytearray(CiphertextBlob.header_for(KEY_ID, 1, os.urandom(12)) + os.urandom(20))
+    data = bytearray(CiphertextBlob.header_for(KEY_ID, 1, os.urandom(NONCE_SIZE)) + os.urandom(20))
     data[0] = version
     with pytest.raises(MalformedBlob):
         CiphertextBlob.parse(bytes(data))
 
 
 def test_parse_accepts_memoryviews_and_bytearrays():
-    data = CiphertextBlob.header_for(KEY_ID, 3, bytes(12)) + bytes(16)
+    data = CiphertextBlob.header_for(KEY_ID, 3, bytes(NONCE_SIZE)) + bytes(16)
     assert CiphertextBlob.parse(bytearray(data)) == CiphertextBlob.parse(memoryview(data))
     assert isinstance(CiphertextBlob.parse(memoryview(data)).sealed, bytes)
 

@@ -53,3 +53,19 @@ def test_secrets_are_bound_to_their_label():
     assert store.unwrap_secret("access-key:A", wrapped) == b"secret"
     with pytest.raises(IntegrityError):
         store.unwrap_secret("access-key:B", wrapped)
+
+
+def test_every_message_gets_its_own_derived_key():
+    store = SoftwareKeyStore(os.urandom(32))
+    ref = MaterialRef(ARN, 1, store.new_symmetric_material(ARN, 1))
+    raw = store.unwrap_material(ref)
+    nonce, sealed = store.encrypt(ref, b"same", lambda n: b"aad")
+    assert len(nonce) == 32
+    # Not encrypted under the backing material directly, with any IV:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    for iv in (nonce[:12], nonce[-12:], bytes(12)):
+        with pytest.raises(Exception):  # noqa: B017 - InvalidTag
+            AESGCM(raw).decrypt(iv, sealed, b"aad")
+    with pytest.raises(IntegrityError):
+        store.decrypt(ref, nonce[:12], sealed, b"aad")

@@ -6,10 +6,10 @@ Layout (all integers big-endian)::
     0       1     format version (1)
     1       16    key id (UUID bytes)
     17      4     backing-key version
-    21      12    AES-GCM nonce
-    33      n+16  AES-256-GCM ciphertext and tag
+    21      32    message nonce (random; the key store derives the one-time key and IV from it)
+    53      n+16  AES-256-GCM ciphertext and tag
 
-The 33-byte header is authenticated together with the canonical encryption context (it is the
+The 53-byte header is authenticated together with the canonical encryption context (it is the
 GCM associated data), so changing any byte of the blob or of the context fails to decrypt.
 """
 
@@ -20,9 +20,9 @@ import uuid
 from dataclasses import dataclass
 
 FORMAT_VERSION = 1
-NONCE_SIZE = 12
+NONCE_SIZE = 32
 TAG_SIZE = 16
-_HEADER = struct.Struct(">B16sI12s")
+_HEADER = struct.Struct(">B16sI32s")
 HEADER_SIZE = _HEADER.size
 
 
