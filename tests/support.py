@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -14,7 +15,9 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.auth import SigV4Auth
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 ACCOUNT_ID = "123456789012"
 ACCESS_KEY_ID = "FOOBARKEY"
@@ -209,3 +212,19 @@ def postgres_reachable(url: str) -> str | None:
             return None
     except Exception as error:  # noqa: BLE001 - any failure means "not reachable"
         return f"{type(error).__name__}: {error}"
+
+
+class SigV4AuthAt(SigV4Auth):
+    """botocore's SigV4 signer with its clock set to ``at``: a client whose clock is off."""
+
+    def __init__(self, credentials: Credentials, service: str, region: str, at: dt.datetime):
+        super().__init__(credentials, service, region)
+        self._at = at.astimezone(dt.UTC)
+
+    def add_auth(self, request: Any) -> None:
+        request.context["timestamp"] = self._at.strftime("%Y%m%dT%H%M%SZ")
+        self._modify_request_before_signing(request)
+        canonical_request = self.canonical_request(request)
+        string_to_sign = self.string_to_sign(request, canonical_request)
+        signature = self.signature(string_to_sign, request)
+        self._inject_signature_to_request(request, signature)

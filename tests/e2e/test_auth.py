@@ -7,7 +7,6 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import requests
@@ -16,7 +15,14 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.support import ACCESS_KEY_ID, ACCOUNT_ID, REGION, SECRET_ACCESS_KEY, OpenKmsServer
+from tests.support import (
+    ACCESS_KEY_ID,
+    ACCOUNT_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    OpenKmsServer,
+    SigV4AuthAt,
+)
 
 JSON_11 = "application/x-amz-json-1.1"
 BAD_SIGNATURE = (
@@ -49,13 +55,10 @@ def signed(
         **(headers or {}),
     }
     request = AWSRequest(method="POST", url=f"{server.endpoint}/", data=body, headers=all_headers)
-    signer = SigV4Auth(Credentials(access_key, secret), service, region)
     if at is None:
-        signer.add_auth(request)
+        SigV4Auth(Credentials(access_key, secret), service, region).add_auth(request)
     else:
-        naive_utc = at.astimezone(dt.UTC).replace(tzinfo=None)
-        with mock.patch("botocore.auth.get_current_datetime", return_value=naive_utc):
-            signer.add_auth(request)
+        SigV4AuthAt(Credentials(access_key, secret), service, region, at).add_auth(request)
     return request
 
 
@@ -508,12 +511,10 @@ def sts_request(
         data=body,
         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
     )
-    signer = SigV4Auth(Credentials(access_key, secret), service, REGION)
     if at is None:
-        signer.add_auth(request)
+        SigV4Auth(Credentials(access_key, secret), service, REGION).add_auth(request)
     else:
-        with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
-            signer.add_auth(request)
+        SigV4AuthAt(Credentials(access_key, secret), service, REGION, at).add_auth(request)
     return send(request)
 
 

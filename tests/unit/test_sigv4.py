@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import hmac
 from pathlib import Path
-from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
@@ -38,6 +37,7 @@ from openkms.errors import (
 from openkms.iam.accounts import ensure_account_with_key
 from openkms.keystore import SoftwareKeyStore
 from openkms.storage import open_database
+from tests.support import SigV4AuthAt
 
 ACCESS_KEY = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -68,8 +68,7 @@ def sign(
         **(headers or {}),
     }
     request = AWSRequest(method=method, url=url, data=body, headers=all_headers, params=params)
-    with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
-        SigV4Auth(Credentials(ACCESS_KEY, secret), service, region).add_auth(request)
+    SigV4AuthAt(Credentials(ACCESS_KEY, secret), service, region, at).add_auth(request)
     return request
 
 
@@ -398,10 +397,7 @@ def test_a_request_without_a_target_need_not_sign_one():
     request = AWSRequest(
         method="POST", url="https://sts.amazonaws.com/", data=b"Action=GetCallerIdentity"
     )
-    with mock.patch(
-        "botocore.auth.get_current_datetime", return_value=SIGNED_AT.replace(tzinfo=None)
-    ):
-        SigV4Auth(Credentials(ACCESS_KEY, SECRET), "sts", REGION).add_auth(request)
+    SigV4AuthAt(Credentials(ACCESS_KEY, SECRET), "sts", REGION, SIGNED_AT).add_auth(request)
     verify(arrived(request), service="sts")
 
 

@@ -7,8 +7,6 @@ reads no database.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +24,7 @@ from openkms.iam.accounts import is_access_key_id, secret_label
 from openkms.iam.principal import Principal
 from openkms.keystore import KeyStore
 from openkms.storage import Database
+from openkms.timed_lru import TimedLru
 
 _INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105
 
@@ -50,9 +49,8 @@ class Authenticator:
         self._clock = clock
         self._region_allowed = region_allowed
         self._cache_seconds = cache_seconds
-        self._principals: dict[str, tuple[Principal | None, bytes, float]] = {}
-        self._signing_keys: dict[tuple[str, str, str, str], tuple[bytes, float]] = {}
-        self._lock = threading.Lock()
+        self._principals: TimedLru[str, tuple[Principal | None, bytes]] = TimedLru(10_000)
+        self._signing_keys: TimedLru[tuple[str, str, str, str], bytes] = TimedLru(10_000)
 
     def authenticate(self, request: SignedRequest, service: str) -> Authenticated:
         auth = parse_authorization(request)
@@ -72,13 +70,13 @@ class Authenticator:
         return Authenticated(principal, credential.region)
 
     def _lookup(self, access_key_id: str) -> tuple[Principal | None, bytes]:
-        now = time.monotonic()
-        hit = self._principals.get(access_key_id)
-        if hit is not None and hit[2] > now:
-            return hit[0], hit[1]
+        found, cached = self._principals.get(access_key_id)
+        if found and cached is not None:
+            return cached
         if not is_access_key_id(access_key_id):
             return None, b""
-        with self._db.transaction() as tx:
+        epoch = self._principals.epoch()
+        with self._db.transaction(readonly=True) as tx:
             record = tx.get_access_key(access_key_id)
         principal: Principal | None = None
         secret = b""
@@ -89,23 +87,19 @@ class Authenticator:
             principal = Principal(
                 record.account_id, record.principal_arn, record.user_id, access_key_id
             )
-        with self._lock:
-            if len(self._principals) > 10_000:
-                self._principals.clear()
-            self._principals[access_key_id] = (principal, secret, now + self._cache_seconds)
+        # An unknown access key is remembered only briefly: it may be created on another node.
+        lifetime = self._cache_seconds if principal else min(self._cache_seconds, 1.0)
+        self._principals.put(access_key_id, (principal, secret), lifetime, epoch)
         return principal, secret
 
     def _signing_key(
         self, access_key_id: str, secret: bytes, date: str, region: str, service: str
     ) -> bytes:
         cache_key = (access_key_id, date, region, service)
-        now = time.monotonic()
-        hit = self._signing_keys.get(cache_key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+        found, cached = self._signing_keys.get(cache_key)
+        if found and cached is not None:
+            return cached
+        epoch = self._signing_keys.epoch()
         key = derive_signing_key(secret, date, region, service)
-        with self._lock:
-            if len(self._signing_keys) > 10_000:
-                self._signing_keys.clear()
-            self._signing_keys[cache_key] = (key, now + self._cache_seconds)
+        self._signing_keys.put(cache_key, key, self._cache_seconds, epoch)
         return key

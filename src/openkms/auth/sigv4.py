@@ -171,7 +171,9 @@ def check_clock_skew(auth: AuthorizationHeader, now: dt.datetime) -> None:
 def verify_signature(request: SignedRequest, auth: AuthorizationHeader, signing_key: bytes) -> None:
     """Compare the signature in constant time; raise InvalidSignatureException if it differs."""
     expected = hmac.new(
-        signing_key, string_to_sign(request, auth).encode("utf-8"), hashlib.sha256
+        signing_key,
+        string_to_sign(request, auth).encode("utf-8", "surrogateescape"),
+        hashlib.sha256,
     ).hexdigest()
     if not hmac.compare_digest(expected.encode("ascii"), auth.signature.encode("ascii", "replace")):
         raise InvalidSignatureException(_BAD_SIGNATURE)
@@ -187,7 +189,9 @@ def derive_signing_key(secret: bytes, date: str, region: str, service: str) -> b
 def string_to_sign(request: SignedRequest, auth: AuthorizationHeader) -> str:
     credential = auth.credential
     scope = f"{credential.date}/{credential.region}/{credential.service}/{credential.terminator}"
-    digest = hashlib.sha256(canonical_request(request, auth.signed_headers).encode("utf-8"))
+    digest = hashlib.sha256(
+        canonical_request(request, auth.signed_headers).encode("utf-8", "surrogateescape")
+    )
     return f"{ALGORITHM}\n{auth.amz_date}\n{scope}\n{digest.hexdigest()}"
 
 
@@ -252,11 +256,11 @@ def _request_timestamp(headers: dict[str, str]) -> str | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC).strftime(_AMZ_DATE)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return http_date  # reported as not ISO-8601 by the clock check
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC).strftime(_AMZ_DATE)
 
 
 def _uri_encode(component: str) -> str:

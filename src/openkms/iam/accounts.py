@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from openkms.clock import Clock
 from openkms.keystore import KeyStore
 from openkms.storage import AccessKeyRecord, Database
+from openkms.storage.repository import Transaction
 
 _ACCESS_KEY_ALPHABET = string.ascii_uppercase + "234567"
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
@@ -63,43 +64,53 @@ def ensure_account_with_key(
     secret_access_key: str,
 ) -> IssuedCredentials:
     """Create the account (if new) and its root access key (if new), atomically."""
+    for _ in range(3):
+        try:
+            with db.transaction() as tx:
+                tx.serialise_startup()
+                return ensure_account_with_key_in(
+                    tx, keystore, clock, account_id, access_key_id, secret_access_key
+                )
+        except IntegrityError:
+            continue  # another process created it at the same moment: read theirs
+    raise RuntimeError(f"could not create access key {access_key_id}")
+
+
+def ensure_account_with_key_in(
+    tx: Transaction,
+    keystore: KeyStore,
+    clock: Clock,
+    account_id: str,
+    access_key_id: str,
+    secret_access_key: str,
+) -> IssuedCredentials:
+    """As ``ensure_account_with_key``, inside the caller's transaction."""
     check_account_id(account_id)
     if not is_access_key_id(access_key_id):
         raise ValueError("an access key id is 1 to 128 letters, digits or _+=,.@-")
     principal_arn = f"arn:aws:iam::{account_id}:root"
     now = clock.now()
-    try:
-        with db.transaction() as tx:
-            existing = tx.get_access_key(access_key_id)
-            if existing is not None:
-                if existing.account_id != account_id:
-                    raise ValueError(f"access key {access_key_id} belongs to another account")
-                stored = keystore.unwrap_secret(
-                    secret_label(access_key_id), existing.wrapped_secret
-                )
-                if not secrets.compare_digest(stored, secret_access_key.encode()):
-                    raise ValueError(f"access key {access_key_id} exists with a different secret")
-                return IssuedCredentials(
-                    account_id, principal_arn, access_key_id, secret_access_key, False
-                )
-            if not tx.account_exists(account_id):
-                tx.insert_account(account_id, now)
-            tx.insert_access_key(
-                AccessKeyRecord(
-                    access_key_id=access_key_id,
-                    account_id=account_id,
-                    principal_arn=principal_arn,
-                    user_id=account_id,
-                    wrapped_secret=keystore.wrap_secret(
-                        secret_label(access_key_id), secret_access_key.encode()
-                    ),
-                    status="Active",
-                    created_at=now,
-                )
-            )
-    except IntegrityError:
-        # Another node created it at the same moment; its row is as good as ours.
-        return ensure_account_with_key(
-            db, keystore, clock, account_id, access_key_id, secret_access_key
+    existing = tx.get_access_key(access_key_id)
+    if existing is not None:
+        if existing.account_id != account_id:
+            raise ValueError(f"access key {access_key_id} belongs to another account")
+        stored = keystore.unwrap_secret(secret_label(access_key_id), existing.wrapped_secret)
+        if not secrets.compare_digest(stored, secret_access_key.encode()):
+            raise ValueError(f"access key {access_key_id} exists with a different secret")
+        return IssuedCredentials(account_id, principal_arn, access_key_id, secret_access_key, False)
+    if not tx.account_exists(account_id):
+        tx.insert_account(account_id, now)
+    tx.insert_access_key(
+        AccessKeyRecord(
+            access_key_id=access_key_id,
+            account_id=account_id,
+            principal_arn=principal_arn,
+            user_id=account_id,
+            wrapped_secret=keystore.wrap_secret(
+                secret_label(access_key_id), secret_access_key.encode()
+            ),
+            status="Active",
+            created_at=now,
         )
+    )
     return IssuedCredentials(account_id, principal_arn, access_key_id, secret_access_key, True)

@@ -39,6 +39,11 @@ def validate_input(model: ServiceModel, operation: str, body: Any) -> dict[str, 
     return value
 
 
+_KINDS = frozenset(
+    {"structure", "string", "blob", "integer", "boolean", "timestamp", "list", "map"}
+)
+
+
 def _member_path(parent: str, member: str) -> str:
     name = member[:1].lower() + member[1:]
     return f"{parent}.{name}" if parent else name
@@ -57,8 +62,11 @@ class _Validator:
     def value(self, shape_name: str, value: Any, path: str) -> Any:
         shape = self.model.shape(shape_name)
         kind = shape["type"]
-        handler = getattr(self, kind)
-        return handler(shape_name, value, path)
+        if kind not in _KINDS:
+            # A type a newer botocore model may bring: pass the value through unchecked
+            # rather than fail the request.
+            return value
+        return getattr(self, kind)(shape_name, value, path)
 
     def structure(self, shape_name: str, value: Any, path: str) -> dict[str, Any]:
         shape = self.model.shape(shape_name)

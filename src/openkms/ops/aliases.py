@@ -76,7 +76,7 @@ def list_aliases(services: Services, ctx: RequestContext, req: dict[str, Any]) -
     # The model allows up to 1000; AWS documents 1 to 100 and answers at most that many.
     limit = min(req.get("Limit", 50), _MAX_PAGE)
     after = decode_marker(req.get("Marker"), _MARKER_KIND, lambda name: name.startswith(_PREFIX))
-    with services.db.transaction() as tx:
+    with services.db.transaction(readonly=True) as tx:
         rows = tx.list_aliases(ctx.account_id, ctx.region, target_key_id, after, limit + 1)
     page = rows[:limit]
     response: dict[str, Any] = {

@@ -8,11 +8,13 @@ used on another for at most that long (see docs/architecture.md).
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
 from openkms.storage import Database, KeyRecord, MaterialRecord
+from openkms.timed_lru import TimedLru
+
+# Unknown keys and aliases are remembered only briefly: one made on another node appears soon.
+_MISS_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,50 +31,39 @@ class KeyDirectory:
     def __init__(self, db: Database, ttl_seconds: float = 5.0, max_entries: int = 100_000) -> None:
         self._db = db
         self._ttl = ttl_seconds
-        self._max = max_entries
-        self._keys: dict[str, tuple[LoadedKey | None, float]] = {}
-        self._aliases: dict[tuple[str, str, str], tuple[str | None, float]] = {}
-        self._lock = threading.Lock()
+        self._keys: TimedLru[str, LoadedKey | None] = TimedLru(max_entries)
+        self._aliases: TimedLru[tuple[str, str, str], str | None] = TimedLru(max_entries)
 
     def get(self, key_id: str) -> LoadedKey | None:
-        now = time.monotonic()
-        hit = self._keys.get(key_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        with self._db.transaction() as tx:
+        found, cached = self._keys.get(key_id)
+        if found:
+            return cached
+        epoch = self._keys.epoch()
+        with self._db.transaction(readonly=True) as tx:
             record = tx.get_key(key_id)
             loaded = None
             if record is not None:
                 materials = {m.version: m for m in tx.list_materials(key_id)}
                 loaded = LoadedKey(record, materials)
-        # Misses are cached too, but briefly: a key created on another node appears soon.
-        lifetime = self._ttl if loaded is not None else min(self._ttl, 1.0)
-        with self._lock:
-            if len(self._keys) >= self._max:
-                self._keys.clear()
-            self._keys[key_id] = (loaded, now + lifetime)
+        lifetime = self._ttl if loaded is not None else min(self._ttl, _MISS_SECONDS)
+        self._keys.put(key_id, loaded, lifetime, epoch)
         return loaded
 
     def alias_target(self, account_id: str, region: str, alias_name: str) -> str | None:
         cache_key = (account_id, region, alias_name)
-        now = time.monotonic()
-        hit = self._aliases.get(cache_key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        with self._db.transaction() as tx:
+        found, cached = self._aliases.get(cache_key)
+        if found:
+            return cached
+        epoch = self._aliases.epoch()
+        with self._db.transaction(readonly=True) as tx:
             alias = tx.get_alias(account_id, region, alias_name)
         target = alias.target_key_id if alias is not None else None
-        lifetime = self._ttl if target is not None else min(self._ttl, 1.0)
-        with self._lock:
-            if len(self._aliases) >= self._max:
-                self._aliases.clear()
-            self._aliases[cache_key] = (target, now + lifetime)
+        lifetime = self._ttl if target is not None else min(self._ttl, _MISS_SECONDS)
+        self._aliases.put(cache_key, target, lifetime, epoch)
         return target
 
     def invalidate_key(self, key_id: str) -> None:
-        with self._lock:
-            self._keys.pop(key_id, None)
+        self._keys.invalidate(key_id)
 
     def invalidate_alias(self, account_id: str, region: str, alias_name: str) -> None:
-        with self._lock:
-            self._aliases.pop((account_id, region, alias_name), None)
+        self._aliases.invalidate((account_id, region, alias_name))

@@ -82,7 +82,8 @@ _ACCOUNT_ID = re.compile(r"[0-9]{12}", re.ASCII)
 def _by_alias(
     services: Services, ctx: RequestContext, alias_name: str, account_id: str | None = None
 ) -> LoadedKey:
-    account_id = account_id or ctx.account_id
+    if account_id is None:
+        account_id = ctx.account_id
     well_formed = _ALIAS_NAME.fullmatch(alias_name) and _ACCOUNT_ID.fullmatch(account_id)
     target = services.keys.alias_target(account_id, ctx.region, alias_name) if well_formed else None
     loaded = services.keys.get(target) if target is not None else None

@@ -108,7 +108,7 @@ def list_keys(services: Services, ctx: RequestContext, req: dict[str, Any]) -> d
         # Only keys shared with the caller through RAM were asked for; nothing is shared
         # (openkms has no RAM), so there are none.
         return {"Keys": [], "Truncated": False}
-    with services.db.transaction() as tx:
+    with services.db.transaction(readonly=True) as tx:
         rows = tx.list_keys(ctx.account_id, ctx.region, after, limit + 1)
     page = rows[:limit]
     response: dict[str, Any] = {

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from openkms.errors import MalformedPolicyDocumentException
 
 
 def check_policy_document(text: str) -> None:
     try:
-        document = json.loads(text)
-    except ValueError:
+        # orjson bounds nesting depth, so a deeply nested document is an error, not a crash.
+        document = orjson.loads(text)
+    except (ValueError, RecursionError):
         raise MalformedPolicyDocumentException("The policy document is not valid JSON.") from None
     if not isinstance(document, dict):
         raise MalformedPolicyDocumentException("The policy document must be a JSON object.")

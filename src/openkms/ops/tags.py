@@ -65,7 +65,7 @@ def list_resource_tags(
     # The model allows up to 1000; AWS documents 1 to 50 and answers at most that many.
     limit = min(req.get("Limit", MAX_TAGS_PER_KEY), MAX_TAGS_PER_KEY)
     after = decode_marker(req.get("Marker"), _MARKER_KIND)
-    with services.db.transaction() as tx:
+    with services.db.transaction(readonly=True) as tx:
         rows = tx.list_tags(key.record.key_id, after, limit + 1)
     page = rows[:limit]
     response: dict[str, Any] = {

@@ -78,7 +78,12 @@ def _signed_request(request: Request, body: bytes) -> SignedRequest:
         method=request.method,
         raw_path=raw_path.decode("latin-1").split("?", 1)[0],
         raw_query=scope.get("query_string", b"").decode("latin-1"),
-        headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]],
+        # Values keep their exact bytes (UTF-8, or escaped) so the signature hashes what
+        # the client signed.
+        headers=[
+            (k.decode("latin-1").lower(), v.decode("utf-8", "surrogateescape"))
+            for k, v in scope["headers"]
+        ],
         body=body,
     )
 

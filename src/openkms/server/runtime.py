@@ -11,7 +11,7 @@ from openkms.auth.authenticator import Authenticator
 from openkms.clock import Clock, clock_from_environment
 from openkms.iam.accounts import (
     IssuedCredentials,
-    ensure_account_with_key,
+    ensure_account_with_key_in,
     new_access_key_id,
     new_account_id,
     new_secret_access_key,
@@ -24,6 +24,7 @@ from openkms.ops.key_directory import KeyDirectory
 from openkms.seal.dev_root_key import load_or_create_dev_root_key
 from openkms.server.config import ServerConfig
 from openkms.storage import Database, open_database
+from openkms.storage.repository import Transaction
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,17 @@ def open_storage(config: ServerConfig) -> tuple[Database, SoftwareKeyStore]:
         db.migrate()
     except Exception as error:
         raise StartupError(f"cannot open the database: {type(error).__name__}: {error}") from None
-    _check_root_key(db, keystore)
+    with db.transaction() as tx:
+        tx.serialise_startup()
+        _check_root_key(tx, keystore)
     return db, keystore
 
 
 def build_runtime(config: ServerConfig, clock: Clock | None = None) -> Runtime:
-    clock = clock or clock_from_environment()
+    if clock is None:
+        clock = clock_from_environment()
+        if os.environ.get("OPENKMS_CLOCK_FILE"):
+            log.warning("OPENKMS_CLOCK_FILE is set: the clock is shifted (for tests only)")
     db, keystore = open_storage(config)
     credentials = _first_account(config, db, keystore, clock)
     services = Services(
@@ -75,13 +81,12 @@ def build_runtime(config: ServerConfig, clock: Clock | None = None) -> Runtime:
     return Runtime(config, load_kms_model(), services, authenticator, credentials)
 
 
-def _check_root_key(db: Database, keystore: SoftwareKeyStore) -> None:
+def _check_root_key(tx: Transaction, keystore: SoftwareKeyStore) -> None:
     """Refuse to start with a root key that did not wrap this database's material."""
-    with db.transaction() as tx:
-        stored = tx.get_setting(_ROOT_CHECK)
-        if stored is None:
-            tx.put_setting(_ROOT_CHECK, keystore.wrap_secret(_ROOT_CHECK, _ROOT_CHECK_VALUE))
-            return
+    stored = tx.get_setting(_ROOT_CHECK)
+    if stored is None:
+        tx.put_setting(_ROOT_CHECK, keystore.wrap_secret(_ROOT_CHECK, _ROOT_CHECK_VALUE))
+        return
     try:
         keystore.unwrap_secret(_ROOT_CHECK, stored)
     except IntegrityError:
@@ -95,7 +100,10 @@ def _first_account(
     config: ServerConfig, db: Database, keystore: SoftwareKeyStore, clock: Clock
 ) -> IssuedCredentials | None:
     """Create the first account and access key on first start (fixed by the environment if
-    OPENKMS_ACCOUNT_ID / OPENKMS_ACCESS_KEY_ID / OPENKMS_SECRET_ACCESS_KEY are set)."""
+    OPENKMS_ACCOUNT_ID / OPENKMS_ACCESS_KEY_ID / OPENKMS_SECRET_ACCESS_KEY are set).
+
+    One transaction under the start-up lock: nodes starting together make one first account,
+    and a crash leaves either all of it (account, key, the note that it exists) or none."""
     fixed = config.account_id or config.access_key_id or config.secret_access_key
     if fixed:
         if not (config.access_key_id and config.secret_access_key):
@@ -105,23 +113,20 @@ def _first_account(
         account_id = config.account_id or "000000000000"
         if not re.fullmatch(r"[0-9]{12}", account_id):
             raise StartupError("OPENKMS_ACCOUNT_ID must be 12 digits")
+        credentials = (account_id, config.access_key_id, config.secret_access_key)
+    else:
+        credentials = (new_account_id(), new_access_key_id(), new_secret_access_key())
+    with db.transaction() as tx:
+        tx.serialise_startup()
+        if not fixed and tx.get_setting(_FIRST_ACCOUNT) is not None:
+            return None
         try:
-            return ensure_account_with_key(
-                db, keystore, clock, account_id, config.access_key_id, config.secret_access_key
-            )
+            issued = ensure_account_with_key_in(tx, keystore, clock, *credentials)
         except ValueError as error:
             raise StartupError(str(error)) from None
-    with db.transaction() as tx:
-        if tx.get_setting(_FIRST_ACCOUNT) is not None:
-            return None
-    issued = ensure_account_with_key(
-        db, keystore, clock, new_account_id(), new_access_key_id(), new_secret_access_key()
-    )
-    with db.transaction() as tx:
         if tx.get_setting(_FIRST_ACCOUNT) is None:
             tx.put_setting(_FIRST_ACCOUNT, issued.account_id.encode())
-            return issued
-    return None  # another node made the first account at the same moment
+    return issued
 
 
 def config_from_environment(**overrides: object) -> dict[str, object]:

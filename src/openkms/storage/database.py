@@ -52,10 +52,17 @@ class Database:
             command.upgrade(config, "head")
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """One atomic unit of work: all of it commits, or none of it does."""
-        with self.engine.begin() as connection:
-            yield Transaction(connection)
+    def transaction(self, readonly: bool = False) -> Iterator[Transaction]:
+        """One atomic unit of work: all of it commits, or none of it does.
+
+        ``readonly`` transactions only read; on SQLite they do not take the write lock, so
+        they run beside a writer instead of queueing behind it.
+        """
+        with self.engine.connect() as connection:
+            if readonly:
+                connection = connection.execution_options(openkms_readonly=True)
+            with connection.begin():
+                yield Transaction(connection)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -63,12 +70,13 @@ class Database:
 
 def open_database(url: str) -> Database:
     url = normalise_url(url)
-    options: dict[str, Any] = {"future": True}
+    # hide_parameters: a database error must never carry request values into the log.
+    # The pool matches the 40 worker threads that run requests.
+    options: dict[str, Any] = {"hide_parameters": True, "pool_size": 20, "max_overflow": 20}
     if url.startswith("sqlite"):
         options["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         options["pool_pre_ping"] = True
-        options["pool_size"] = 10
     engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
@@ -90,4 +98,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no lock upgrades, no SQLITE_BUSY mid-way);
+        # readers read a WAL snapshot beside them.
+        if connection.get_execution_options().get("openkms_readonly"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")

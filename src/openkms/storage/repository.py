@@ -5,15 +5,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from openkms.storage import schema
 from openkms.storage.records import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord
+
+# Any fixed 64-bit number, distinct from the migration lock's.
+_STARTUP_LOCK_ID = 0x6F70656E6B6D7301
+# Statements bind at most this many values at once (PostgreSQL allows 65535 in all).
+_CHUNK = 500
 
 
 class Transaction:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+
+    def serialise_startup(self) -> None:
+        """Hold the cluster-wide start-up lock until this transaction ends, so nodes starting
+        together on one PostgreSQL database set it up one at a time (SQLite transactions
+        already hold the database's write lock)."""
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _STARTUP_LOCK_ID}
+            )
 
     # -- settings ---------------------------------------------------------------------
 
@@ -190,10 +204,11 @@ class Transaction:
 
     def delete_tags(self, key_id: str, tag_keys: Iterable[str]) -> None:
         table = schema.key_tags
-        keys = list(tag_keys)
-        if keys:
+        keys = sorted(set(tag_keys))
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
             self.connection.execute(
-                delete(table).where(table.c.key_id == key_id, table.c.tag_key.in_(keys))
+                delete(table).where(table.c.key_id == key_id, table.c.tag_key.in_(chunk))
             )
 
 
