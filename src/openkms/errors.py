@@ -14,45 +14,126 @@ class KmsError(Exception):
     code: str = "KMSInternalException"
     status: int = 400
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # The class name is the AWS error code.
+        if "code" not in cls.__dict__:
+            cls.code = cls.__name__
+
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or "")
         self.message = message
 
 
-def _error(code: str, status: int = 400) -> type[KmsError]:
-    return type(code, (KmsError,), {"code": code, "status": status})
-
-
 # Protocol and authentication errors (common to AWS JSON services).
-SerializationException = _error("SerializationException")
-UnknownOperationException = _error("UnknownOperationException")
-ValidationException = _error("ValidationException")
-MissingAuthenticationTokenException = _error("MissingAuthenticationTokenException")
-IncompleteSignatureException = _error("IncompleteSignatureException")
-InvalidSignatureException = _error("InvalidSignatureException")
-UnrecognizedClientException = _error("UnrecognizedClientException")
-AccessDeniedException = _error("AccessDeniedException")
-InternalFailure = _error("InternalFailure", 500)
+class SerializationException(KmsError):
+    pass
+
+
+class UnknownOperationException(KmsError):
+    pass
+
+
+class ValidationException(KmsError):
+    pass
+
+
+class MissingAuthenticationTokenException(KmsError):
+    pass
+
+
+class IncompleteSignatureException(KmsError):
+    pass
+
+
+class InvalidSignatureException(KmsError):
+    pass
+
+
+class UnrecognizedClientException(KmsError):
+    pass
+
+
+class AccessDeniedException(KmsError):
+    pass
+
+
+class InternalFailure(KmsError):
+    status = 500
+
 
 # KMS service errors (names from the service model).
-AlreadyExistsException = _error("AlreadyExistsException")
-CustomKeyStoreNotFoundException = _error("CustomKeyStoreNotFoundException")
-DisabledException = _error("DisabledException")
-DryRunOperationException = _error("DryRunOperationException", 412)
-IncorrectKeyException = _error("IncorrectKeyException")
-InvalidAliasNameException = _error("InvalidAliasNameException")
-InvalidArnException = _error("InvalidArnException")
-InvalidCiphertextException = _error("InvalidCiphertextException")
-InvalidKeyUsageException = _error("InvalidKeyUsageException")
-InvalidMarkerException = _error("InvalidMarkerException")
-KMSInternalException = _error("KMSInternalException", 500)
-KMSInvalidStateException = _error("KMSInvalidStateException")
-LimitExceededException = _error("LimitExceededException")
-MalformedPolicyDocumentException = _error("MalformedPolicyDocumentException")
+class AlreadyExistsException(KmsError):
+    pass
+
+
+class CustomKeyStoreNotFoundException(KmsError):
+    pass
+
+
+class DisabledException(KmsError):
+    pass
+
+
+class DryRunOperationException(KmsError):
+    status = 412
+
+
+class IncorrectKeyException(KmsError):
+    pass
+
+
+class InvalidAliasNameException(KmsError):
+    pass
+
+
+class InvalidArnException(KmsError):
+    pass
+
+
+class InvalidCiphertextException(KmsError):
+    pass
+
+
+class InvalidKeyUsageException(KmsError):
+    pass
+
+
+class InvalidMarkerException(KmsError):
+    pass
+
+
+class KMSInternalException(KmsError):
+    status = 500
+
+
+class KMSInvalidStateException(KmsError):
+    pass
+
+
+class LimitExceededException(KmsError):
+    pass
+
+
+class MalformedPolicyDocumentException(KmsError):
+    pass
+
+
 # Not in the KMS model, but what AWS answers for a reserved alias name (alias/aws/...).
-NotAuthorizedException = _error("NotAuthorizedException")
-NotFoundException = _error("NotFoundException")
-TagException = _error("TagException")
-UnsupportedOperationException = _error("UnsupportedOperationException")
+class NotAuthorizedException(KmsError):
+    pass
+
+
+class NotFoundException(KmsError):
+    pass
+
+
+class TagException(KmsError):
+    pass
+
+
+class UnsupportedOperationException(KmsError):
+    pass
+
 
 DRY_RUN_MESSAGE = "The request would succeed if DryRun wasn't specified."

@@ -39,21 +39,21 @@ def resolve_key(
                 # Cross-account use needs a key policy that admits the caller (see below).
                 raise _denied(ctx, action, loaded.record.arn)
             return loaded
-        loaded = _by_key_id(services, ctx, arn.resource, arn.account_id, action)
-        if loaded is None:
+        found = _by_key_id(services, ctx, arn.resource, arn.account_id, action)
+        if found is None:
             raise NotFoundException(f"Key '{key_id}' does not exist")
-        return loaded
+        return found
     if key_id.startswith("alias/"):
         if not allow_alias:
             raise NotFoundException(f"Invalid keyId '{key_id}'")
         return _by_alias(services, ctx, key_id)
     if not is_key_id(key_id):
         raise NotFoundException(f"Invalid keyId '{key_id}'")
-    loaded = _by_key_id(services, ctx, key_id, ctx.account_id, action)
-    if loaded is None:
+    found = _by_key_id(services, ctx, key_id, ctx.account_id, action)
+    if found is None:
         arn_text = key_arn(services.partition, ctx.region, ctx.account_id, key_id)
         raise NotFoundException(f"Key '{arn_text}' does not exist")
-    return loaded
+    return found
 
 
 def _by_key_id(
