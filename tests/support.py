@@ -77,11 +77,15 @@ class OpenKmsServer:
             "--data-dir",
             str(self.data_dir),
         ]
+        return command + self._storage_args() + self.extra_args
+
+    def _storage_args(self) -> list[str]:
+        args = []
         if self.database_url:
-            command += ["--database-url", self.database_url]
+            args += ["--database-url", self.database_url]
         if self.root_key_file:
-            command += ["--root-key-file", str(self.root_key_file)]
-        return command + self.extra_args
+            args += ["--root-key-file", str(self.root_key_file)]
+        return args
 
     def start(self, timeout: float = 30.0) -> OpenKmsServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -165,10 +169,7 @@ class OpenKmsServer:
             "--data-dir",
             str(self.data_dir),
         ]
-        if self.database_url:
-            command += ["--database-url", self.database_url]
-        if self.root_key_file:
-            command += ["--root-key-file", str(self.root_key_file)]
+        command += self._storage_args()
         if account_id:
             command += ["--account-id", account_id]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.test_keys import (
+from tests.e2e.kms_management import (
+    LIST_PAGING_VIOLATIONS,
     OTHER_REGION,
     client,
     denied,
@@ -21,7 +22,7 @@ from tests.e2e.test_keys import (
     not_found,
     null_member,
 )
-from tests.support import ACCOUNT_ID, REGION, OpenKmsServer
+from tests.support import ACCOUNT_ID, REGION
 
 ALIAS_FIELDS = {"AliasName", "AliasArn", "TargetKeyId", "CreationDate", "LastUpdatedDate"}
 PREFIX_MESSAGE = (
@@ -29,18 +30,6 @@ PREFIX_MESSAGE = (
     "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
 )
 PATTERN = "^[a-zA-Z0-9:/_-]+$"
-
-
-@pytest.fixture
-def kms(server: OpenKmsServer) -> Any:
-    return client(server)
-
-
-@pytest.fixture
-def fresh(server: OpenKmsServer) -> tuple[dict[str, str], Any]:
-    """A new account with nothing in it, and a client for it."""
-    account = server.create_account()
-    return account, client(server, account)
 
 
 def alias_arn(name: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
@@ -593,21 +582,7 @@ def test_list_aliases_refuses_a_key_id_that_names_no_key(kms):
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        (
-            {"Limit": 0},
-            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: "
-            "Member must have value greater than or equal to 1",
-        ),
-        (
-            {"Limit": 1001},
-            "1 validation error detected: Value '1001' at 'limit' failed to satisfy "
-            "constraint: Member must have value less than or equal to 1000",
-        ),
-        (
-            {"Marker": ""},
-            "1 validation error detected: Value '' at 'marker' failed to satisfy constraint: "
-            "Member must have length greater than or equal to 1",
-        ),
+        *LIST_PAGING_VIOLATIONS,
         (
             {"KeyId": ""},
             "1 validation error detected: Value '' at 'keyId' failed to satisfy constraint: "

@@ -9,24 +9,28 @@ import re
 import uuid
 from typing import Any
 
-import boto3
 import botocore.session
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from sqlalchemy import create_engine, text
 
-from openkms.storage.database import normalise_url
+from tests.e2e.kms_management import (
+    OTHER_REGION,
+    all_key_ids,
+    client,
+    denied,
+    fails,
+    key_arn,
+    new_key,
+    not_found,
+    null_member,
+    stored_policy,
+    unchecked_client,
+)
 from tests.support import (
-    ACCESS_KEY_ID,
     ACCOUNT_ID,
-    CLIENT_CONFIG,
     REGION,
-    SECRET_ACCESS_KEY,
-    OpenKmsServer,
 )
 
-OTHER_REGION = "us-west-2"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 METADATA_FIELDS = {
     "AWSAccountId",
@@ -58,118 +62,6 @@ DEFAULT_POLICY = """{
     "Resource" : "*"
   } ]
 }"""
-
-
-# -- helpers (test_aliases.py and test_tags.py use them too) ----------------------------
-
-
-def key_arn(key_id: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
-    return f"arn:aws:kms:{region}:{account}:key/{key_id}"
-
-
-_CLIENTS: dict[tuple[str, str, str, bool], Any] = {}
-
-
-def client(
-    server: OpenKmsServer,
-    account: dict[str, str] | None = None,
-    region: str = REGION,
-    validate: bool = True,
-) -> Any:
-    """A KMS client (made once per server, account, region: boto3 clients are slow to make).
-    With ``validate=False`` boto3's own parameter checks are off, so it sends what it is given.
-    """
-    access_key = account["AccessKeyId"] if account else ACCESS_KEY_ID
-    cache_key = (server.endpoint, access_key, region, validate)
-    if cache_key not in _CLIENTS:
-        config = CLIENT_CONFIG
-        if not validate:
-            config = config.merge(Config(parameter_validation=False))
-        _CLIENTS[cache_key] = boto3.session.Session().client(
-            "kms",
-            endpoint_url=server.endpoint,
-            region_name=region,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=account["SecretAccessKey"] if account else SECRET_ACCESS_KEY,
-            config=config,
-        )
-    return _CLIENTS[cache_key]
-
-
-def unchecked_client(server: OpenKmsServer) -> Any:
-    return client(server, validate=False)
-
-
-def fails(call: Any, code: str, message: str | None = None, **params: Any) -> str:
-    """Call, expect an AWS error ``code`` (and ``message``) with HTTP 400; return the message."""
-    with pytest.raises(ClientError) as info:
-        call(**params)
-    response = info.value.response
-    assert response["Error"]["Code"] == code, response["Error"]
-    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    if message is not None:
-        assert response["Error"]["Message"] == message
-    return str(response["Error"].get("Message", ""))
-
-
-def not_found(key_id: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
-    return f"Key '{key_arn(key_id, region, account)}' does not exist"
-
-
-def denied(account: str, action: str, resource: str) -> str:
-    return (
-        f"User: arn:aws:iam::{account}:root is not authorized to perform: {action} on "
-        f"resource: {resource} because no resource-based policy allows the {action} action"
-    )
-
-
-def null_member(member: str) -> str:
-    return (
-        f"1 validation error detected: Value null at '{member}' failed to satisfy constraint: "
-        "Member must not be null"
-    )
-
-
-def new_key(kms: Any, **params: Any) -> dict[str, Any]:
-    return kms.create_key(**params)["KeyMetadata"]
-
-
-def all_key_ids(kms: Any) -> list[str]:
-    ids: list[str] = []
-    params: dict[str, Any] = {}
-    while True:
-        page = kms.list_keys(**params)
-        ids += [entry["KeyId"] for entry in page["Keys"]]
-        if not page["Truncated"]:
-            return ids
-        params["Marker"] = page["NextMarker"]
-
-
-def stored_policy(server: OpenKmsServer, key_id: str) -> str:
-    """The policy kept for a key, read from the server's database (no GetKeyPolicy yet)."""
-    url = server.database_url or f"sqlite:///{server.data_dir / 'openkms.db'}"
-    engine = create_engine(normalise_url(url))
-    try:
-        with engine.connect() as connection:
-            return str(
-                connection.execute(
-                    text("SELECT policy FROM kms_keys WHERE key_id = :key_id"), {"key_id": key_id}
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def kms(server: OpenKmsServer) -> Any:
-    return client(server)
-
-
-@pytest.fixture
-def fresh(server: OpenKmsServer) -> tuple[dict[str, str], Any]:
-    """A new account with nothing in it, and a client for it."""
-    account = server.create_account()
-    return account, client(server, account)
 
 
 # -- CreateKey ----------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.test_keys import (
+from tests.e2e.kms_management import (
+    LIST_PAGING_VIOLATIONS,
     OTHER_REGION,
     client,
     denied,
@@ -20,14 +21,8 @@ from tests.e2e.test_keys import (
     not_found,
     null_member,
 )
-from tests.support import OpenKmsServer
 
 RESERVED = "Tags beginning with aws: are reserved"
-
-
-@pytest.fixture
-def kms(server: OpenKmsServer) -> Any:
-    return client(server)
 
 
 def tags(**pairs: str) -> list[dict[str, str]]:
@@ -421,23 +416,7 @@ def test_list_resource_tags_answers_at_most_50(kms):
 
 @pytest.mark.parametrize(
     ("params", "message"),
-    [
-        (
-            {"Limit": 0},
-            "1 validation error detected: Value '0' at 'limit' failed to satisfy constraint: "
-            "Member must have value greater than or equal to 1",
-        ),
-        (
-            {"Limit": 1001},
-            "1 validation error detected: Value '1001' at 'limit' failed to satisfy "
-            "constraint: Member must have value less than or equal to 1000",
-        ),
-        (
-            {"Marker": ""},
-            "1 validation error detected: Value '' at 'marker' failed to satisfy constraint: "
-            "Member must have length greater than or equal to 1",
-        ),
-    ],
+    LIST_PAGING_VIOLATIONS,
     ids=["limit-0", "limit-1001", "empty-marker"],
 )
 def test_list_resource_tags_validates_its_input(kms, server, params, message):
