@@ -11,6 +11,7 @@ import uuid
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -46,11 +47,22 @@ def create_app(runtime: Runtime) -> Starlette:
             return await _sts(runtime, request, request_id)
         return await _kms(runtime, request, request_id)
 
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        # Other paths and methods get an AWS-shaped answer too, never a framework page.
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        response = Response(
+            json_protocol.encode_error(UnknownOperationException()),
+            status_code=status,
+            media_type=json_protocol.CONTENT_TYPE,
+        )
+        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        return response
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/", api, methods=["POST", "GET"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_routed})
 
 
 def _is_query_request(request: Request) -> bool:
