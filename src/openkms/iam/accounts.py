@@ -44,8 +44,13 @@ def new_secret_access_key() -> str:
     return secrets.token_urlsafe(30)[:40]
 
 
+def is_account_id(text: str) -> bool:
+    """What an account id may look like: 12 digits."""
+    return _ACCOUNT_ID.fullmatch(text) is not None
+
+
 def check_account_id(account_id: str) -> str:
-    if not _ACCOUNT_ID.fullmatch(account_id):
+    if not is_account_id(account_id):
         raise ValueError(f"an account id is 12 digits, not {account_id!r}")
     return account_id
 

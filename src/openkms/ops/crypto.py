@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.crypto.ciphertext_blob import CiphertextBlob
 from openkms.errors import (
     DRY_RUN_MESSAGE,
     AccessDeniedException,
@@ -40,16 +41,10 @@ def encrypt(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dic
 
 def decrypt(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
     _refuse_recipient(req)
-    if _ignores_ciphertext(req) and "KeyId" in req:
-        # A dry run that tests permissions only: the key named must allow the call.
-        key = _encryption_key(services, ctx, req["KeyId"], "kms:Decrypt")
-        _check_algorithm(key, req.get("EncryptionAlgorithm"))
-        raise DryRunOperationException(DRY_RUN_MESSAGE)
-    key, blob = _key_for_ciphertext(
-        services, ctx, req.get("CiphertextBlob"), req.get("KeyId"), "kms:Decrypt", "ciphertextBlob"
-    )
+    key, blob = _key_for_ciphertext(services, ctx, req, req.get("KeyId"), "kms:Decrypt")
     _check_algorithm(key, req.get("EncryptionAlgorithm"))
     _dry_run(req)
+    assert blob is not None  # only a dry run goes without its ciphertext, and it ended above
     plaintext, material = open_blob(services, key, blob, req.get("EncryptionContext"))
     return {
         "KeyId": key.record.arn,
@@ -60,24 +55,14 @@ def decrypt(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dic
 
 
 def re_encrypt(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    if _ignores_ciphertext(req) and "SourceKeyId" in req:
-        source = _encryption_key(services, ctx, req["SourceKeyId"], "kms:ReEncryptFrom")
-        _check_algorithm(source, req.get("SourceEncryptionAlgorithm"))
-        destination = _encryption_key(services, ctx, req["DestinationKeyId"], "kms:ReEncryptTo")
-        _check_algorithm(destination, req.get("DestinationEncryptionAlgorithm"))
-        raise DryRunOperationException(DRY_RUN_MESSAGE)
     source, blob = _key_for_ciphertext(
-        services,
-        ctx,
-        req.get("CiphertextBlob"),
-        req.get("SourceKeyId"),
-        "kms:ReEncryptFrom",
-        "ciphertextBlob",
+        services, ctx, req, req.get("SourceKeyId"), "kms:ReEncryptFrom"
     )
     _check_algorithm(source, req.get("SourceEncryptionAlgorithm"))
     destination = _encryption_key(services, ctx, req["DestinationKeyId"], "kms:ReEncryptTo")
     _check_algorithm(destination, req.get("DestinationEncryptionAlgorithm"))
     _dry_run(req)
+    assert blob is not None  # only a dry run goes without its ciphertext, and it ended above
     plaintext, source_material = open_blob(
         services, source, blob, req.get("SourceEncryptionContext")
     )
@@ -155,14 +140,19 @@ def _require_encryption_use(key: LoadedKey, action: str) -> None:
 def _key_for_ciphertext(
     services: Services,
     ctx: RequestContext,
-    data: bytes | None,
+    req: dict[str, Any],
     key_id: str | None,
     action: str,
-    member: str,
-) -> tuple[LoadedKey, Any]:
+) -> tuple[LoadedKey, CiphertextBlob | None]:
+    """The key the request's ciphertext was made under (checked against ``key_id`` when one is
+    named) and the parsed blob. A dry run with IGNORE_CIPHERTEXT that names its key checks
+    that key only, and has no blob."""
+    if _ignores_ciphertext(req) and key_id is not None:
+        return _encryption_key(services, ctx, key_id, action), None
+    data = req.get("CiphertextBlob")
     if data is None:
         raise ValidationException(
-            f"1 validation error detected: Value null at '{member}' failed to satisfy "
+            "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
             "constraint: Member must not be null"
         )
     named = _encryption_key(services, ctx, key_id, action) if key_id is not None else None

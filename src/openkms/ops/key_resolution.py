@@ -10,6 +10,7 @@ import re
 import uuid
 
 from openkms.errors import AccessDeniedException, NotFoundException
+from openkms.iam.accounts import is_account_id
 from openkms.ops.arns import alias_arn, key_arn, parse_kms_arn
 from openkms.ops.context import RequestContext, Services
 from openkms.ops.key_directory import LoadedKey
@@ -73,10 +74,9 @@ def _by_key_id(
     return loaded
 
 
-# What an alias name and an account id can be (AliasNameType's pattern, 12 digits): anything
-# else names nothing, and is never sent to the database.
+# What an alias name can be (AliasNameType's pattern): anything else names nothing, and is
+# never sent to the database (nor is an account id that is not one).
 _ALIAS_NAME = re.compile(r"alias/[a-zA-Z0-9:/_-]{1,250}", re.ASCII)
-_ACCOUNT_ID = re.compile(r"[0-9]{12}", re.ASCII)
 
 
 def _by_alias(
@@ -84,7 +84,7 @@ def _by_alias(
 ) -> LoadedKey:
     if account_id is None:
         account_id = ctx.account_id
-    well_formed = _ALIAS_NAME.fullmatch(alias_name) and _ACCOUNT_ID.fullmatch(account_id)
+    well_formed = _ALIAS_NAME.fullmatch(alias_name) and is_account_id(account_id)
     target = services.keys.alias_target(account_id, ctx.region, alias_name) if well_formed else None
     loaded = services.keys.get(target) if target is not None else None
     if loaded is None:

@@ -26,13 +26,13 @@ INVALID_MARKER_MESSAGE = (
 )
 
 
-def encode_marker(last_sort_key: str, kind: str = "") -> str:
+def encode_marker(last_sort_key: str, kind: str) -> str:
     payload = kind.encode() + _SEPARATOR + last_sort_key.encode()
     return base64.urlsafe_b64encode(payload + _check(payload)).decode("ascii")
 
 
 def decode_marker(
-    marker: str | None, kind: str = "", valid: Callable[[str], bool] | None = None
+    marker: str | None, kind: str, valid: Callable[[str], bool] | None = None
 ) -> str | None:
     """The sort key ``marker`` carries, checked to be a ``kind`` marker (and ``valid``)."""
     if marker is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 
 from openkms.auth.authenticator import Authenticator
@@ -12,6 +11,7 @@ from openkms.clock import Clock, clock_from_environment
 from openkms.iam.accounts import (
     IssuedCredentials,
     ensure_account_with_key_in,
+    is_account_id,
     new_access_key_id,
     new_account_id,
     new_secret_access_key,
@@ -111,7 +111,7 @@ def _first_account(
                 "OPENKMS_ACCESS_KEY_ID and OPENKMS_SECRET_ACCESS_KEY must be set together"
             )
         account_id = config.account_id or "000000000000"
-        if not re.fullmatch(r"[0-9]{12}", account_id):
+        if not is_account_id(account_id):
             raise StartupError("OPENKMS_ACCOUNT_ID must be 12 digits")
         credentials = (account_id, config.access_key_id, config.secret_access_key)
     else:
