@@ -102,6 +102,27 @@ def denied(account: str, action: str, resource: str) -> str:
     )
 
 
+def refused_to_other_account(
+    call: Any, other_id: str, key: dict[str, Any], action: str, member: str = "KeyId", **params: Any
+) -> None:
+    """Another account naming ``key`` in ``member``: by key id it is not found (in that
+    account), by key ARN it is denied."""
+    fails(
+        call,
+        "NotFoundException",
+        not_found(key["KeyId"], account=other_id),
+        **{member: key["KeyId"]},
+        **params,
+    )
+    fails(
+        call,
+        "AccessDeniedException",
+        denied(other_id, action, key["Arn"]),
+        **{member: key["Arn"]},
+        **params,
+    )
+
+
 def null_member(member: str) -> str:
     return (
         f"1 validation error detected: Value null at '{member}' failed to satisfy constraint: "

@@ -15,12 +15,12 @@ from tests.e2e.kms_management import (
     LIST_PAGING_VIOLATIONS,
     OTHER_REGION,
     client,
-    denied,
     fails,
     key_arn,
     new_key,
     not_found,
     null_member,
+    refused_to_other_account,
 )
 from tests.support import ACCOUNT_ID, REGION
 
@@ -646,37 +646,15 @@ def test_another_account_cannot_alias_the_key(kms, server, other_account):
     other_id = other_account["AccountId"]
     other = client(server, other_account)
     name = unique("hijack")
-    fails(
-        other.create_alias,
-        "NotFoundException",
-        not_found(mine["KeyId"], account=other_id),
-        AliasName=name,
-        TargetKeyId=mine["KeyId"],
-    )
-    fails(
-        other.create_alias,
-        "AccessDeniedException",
-        denied(other_id, "kms:CreateAlias", mine["Arn"]),
-        AliasName=name,
-        TargetKeyId=mine["Arn"],
+    refused_to_other_account(
+        other.create_alias, other_id, mine, "kms:CreateAlias", "TargetKeyId", AliasName=name
     )
     assert name not in names(all_aliases(other))
 
     theirs = new_key(other)
     other.create_alias(AliasName=name, TargetKeyId=theirs["KeyId"])
-    fails(
-        other.update_alias,
-        "NotFoundException",
-        not_found(mine["KeyId"], account=other_id),
-        AliasName=name,
-        TargetKeyId=mine["KeyId"],
-    )
-    fails(
-        other.update_alias,
-        "AccessDeniedException",
-        denied(other_id, "kms:UpdateAlias", mine["Arn"]),
-        AliasName=name,
-        TargetKeyId=mine["Arn"],
+    refused_to_other_account(
+        other.update_alias, other_id, mine, "kms:UpdateAlias", "TargetKeyId", AliasName=name
     )
     assert target_of(other, name) == theirs["KeyId"]
     assert all_aliases(kms, KeyId=mine["KeyId"]) == []
@@ -687,18 +665,7 @@ def test_another_account_cannot_list_the_aliases_of_the_key(kms, server, other_a
     kms.create_alias(AliasName=unique(), TargetKeyId=mine["KeyId"])
     other_id = other_account["AccountId"]
     other = client(server, other_account)
-    fails(
-        other.list_aliases,
-        "NotFoundException",
-        not_found(mine["KeyId"], account=other_id),
-        KeyId=mine["KeyId"],
-    )
-    fails(
-        other.list_aliases,
-        "AccessDeniedException",
-        denied(other_id, "kms:ListAliases", mine["Arn"]),
-        KeyId=mine["Arn"],
-    )
+    refused_to_other_account(other.list_aliases, other_id, mine, "kms:ListAliases")
 
 
 # -- Regions ------------------------------------------------------------------------------

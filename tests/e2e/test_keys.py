@@ -23,6 +23,7 @@ from tests.e2e.kms_management import (
     new_key,
     not_found,
     null_member,
+    refused_to_other_account,
     stored_policy,
     unchecked_client,
 )
@@ -707,20 +708,7 @@ def test_another_account_cannot_use_the_key_by_id_or_arn(
     other = other_account["AccountId"]
     call = getattr(client(server, other_account), operation)
 
-    fails(
-        call,
-        "NotFoundException",
-        not_found(created["KeyId"], account=other),
-        KeyId=created["KeyId"],
-        **extra,
-    )
-    fails(
-        call,
-        "AccessDeniedException",
-        denied(other, action, created["Arn"]),
-        KeyId=created["Arn"],
-        **extra,
-    )
+    refused_to_other_account(call, other, created, action, **extra)
     assert kms.describe_key(KeyId=created["KeyId"])["KeyMetadata"] == before
 
 

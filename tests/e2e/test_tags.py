@@ -14,12 +14,12 @@ from tests.e2e.kms_management import (
     LIST_PAGING_VIOLATIONS,
     OTHER_REGION,
     client,
-    denied,
     fails,
     key_arn,
     new_key,
     not_found,
     null_member,
+    refused_to_other_account,
 )
 
 RESERVED = "Tags beginning with aws: are reserved"
@@ -463,20 +463,7 @@ def test_another_account_cannot_read_or_change_the_tags(kms, server, other_accou
         (other.list_resource_tags, "kms:ListResourceTags", {}),
     ]
     for call, action, extra in calls:
-        fails(
-            call,
-            "NotFoundException",
-            not_found(key["KeyId"], account=other_id),
-            KeyId=key["KeyId"],
-            **extra,
-        )
-        fails(
-            call,
-            "AccessDeniedException",
-            denied(other_id, action, key["Arn"]),
-            KeyId=key["Arn"],
-            **extra,
-        )
+        refused_to_other_account(call, other_id, key, action, **extra)
     assert tags_of(kms, key["KeyId"]) == {"owner": "me"}
 
 
