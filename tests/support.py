@@ -138,9 +138,41 @@ class OpenKmsServer:
             return ""
 
     def move_clock(self, seconds: float) -> None:
-        """Shift the server's clock (read from OPENKMS_CLOCK_FILE) by ``seconds`` from now."""
-        self.clock_file.write_text(str(seconds))
-        time.sleep(0.01)
+        """Shift the server's clock (read from OPENKMS_CLOCK_FILE) by ``seconds`` from now.
+
+        The server stats the file on every reading of its clock and re-reads it when the
+        modification time differs from the one it last saw, so the new offset holds from the
+        next request on, provided that the server never sees a half-written file and that
+        the mtime really changes. Writing in place breaks both: the server can read the
+        truncated, empty file (offset 0) and keep its mtime, and two writes within one tick
+        of the filesystem's timestamps leave the mtime as it was. So the offset is written to
+        a temporary file, given an mtime strictly after the current file's (checked by
+        reading it back, so coarse timestamps cannot round it away), and renamed over the
+        clock file in one step.
+        """
+        previous = self._clock_file_mtime_ns()
+        temporary = self.clock_file.with_name(f"{self.clock_file.name}.{uuid.uuid4().hex}")
+        temporary.write_text(repr(float(seconds)))
+        try:
+            stamp = max(time.time_ns(), (previous or 0) + 1)
+            step = 1
+            while True:
+                os.utime(temporary, ns=(stamp, stamp))
+                if previous is None or temporary.stat().st_mtime_ns > previous:
+                    break
+                if step > 10**12:
+                    raise RuntimeError(f"cannot give {temporary} a newer mtime")
+                step *= 10  # the filesystem's timestamps are coarser than this: try a bigger step
+                stamp += step
+            os.replace(temporary, self.clock_file)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _clock_file_mtime_ns(self) -> int | None:
+        try:
+            return self.clock_file.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def client(
         self,

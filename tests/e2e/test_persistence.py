@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import pytest
@@ -46,28 +45,57 @@ def test_keys_aliases_tags_and_ciphertexts_survive_a_restart(own_server):
     assert error.value.response["Error"]["Code"] == "DisabledException"
 
 
+# The crash comes only after this many CreateKey calls were acknowledged, however long the
+# machine takes to get there (a fixed sleep saw none under load).
+ACKNOWLEDGED_BEFORE_THE_CRASH = 3
+ACKNOWLEDGEMENT_DEADLINE_SECONDS = 60
+
+
 def test_a_crash_during_create_key_leaves_whole_keys_or_none(own_server):
     own_server.start()
     stop = threading.Event()
+    progress = threading.Condition()
+    acknowledged = 0
+    finished = 0
     failures: list[str] = []
 
     def create_keys() -> None:
+        nonlocal acknowledged, finished
         kms = own_server.client()
-        while not stop.is_set():
-            try:
-                kms.create_key(Tags=[{"TagKey": "n", "TagValue": uuid.uuid4().hex}])
-            except Exception as exc:  # the server dies under us: expected
-                failures.append(type(exc).__name__)
-                return
+        try:
+            while not stop.is_set():
+                try:
+                    kms.create_key(Tags=[{"TagKey": "n", "TagValue": uuid.uuid4().hex}])
+                except Exception as exc:  # the server dies under us: expected
+                    failures.append(type(exc).__name__)
+                    return
+                with progress:
+                    acknowledged += 1
+                    progress.notify_all()
+        finally:
+            with progress:
+                finished += 1
+                progress.notify_all()
 
     workers = [threading.Thread(target=create_keys) for _ in range(4)]
     for worker in workers:
         worker.start()
-    time.sleep(1.0)
-    own_server.kill()  # SIGKILL while CreateKey requests are in flight
-    stop.set()
-    for worker in workers:
-        worker.join(timeout=30)
+    with progress:
+        progress.wait_for(
+            lambda: acknowledged >= ACKNOWLEDGED_BEFORE_THE_CRASH or finished == len(workers),
+            timeout=ACKNOWLEDGEMENT_DEADLINE_SECONDS,
+        )
+        before_the_crash = acknowledged
+    try:
+        assert before_the_crash >= ACKNOWLEDGED_BEFORE_THE_CRASH, (
+            f"only {before_the_crash} CreateKey calls were acknowledged before the crash "
+            f"(failures: {failures})\n{own_server.log()[-4000:]}"
+        )
+    finally:
+        own_server.kill()  # SIGKILL while CreateKey requests are in flight
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
 
     own_server.start()
     kms = own_server.client()
