@@ -98,6 +98,7 @@ def serve(
     except StartupError as error:
         raise click.ClickException(str(error)) from None
     _announce(runtime, config)
+    runtime.forget_first_secret()
     uvicorn.run(
         create_app(runtime),
         host=host,
@@ -166,13 +167,13 @@ def create_account(
 
     config = ServerConfig(data_dir=data_dir, database_url=database_url, root_key_file=root_key_file)
     try:
-        db, keystore = open_storage(config)
+        db, root_key = open_storage(config)
     except StartupError as error:
         raise click.ClickException(str(error)) from None
     try:
         issued = ensure_account_with_key(
             db,
-            keystore,
+            root_key,
             clock_from_environment(),
             account_id or new_account_id(),
             new_access_key_id(),

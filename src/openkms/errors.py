@@ -71,6 +71,11 @@ class CustomKeyStoreNotFoundException(KmsError):
     pass
 
 
+class DependencyTimeoutException(KmsError):
+    # AWS: "The system timed out while trying to fulfill the request"; retryable.
+    status = 503
+
+
 class DisabledException(KmsError):
     pass
 

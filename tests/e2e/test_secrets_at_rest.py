@@ -7,7 +7,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from openkms.keystore import MaterialRef, SoftwareKeyStore
+from tests.key_material import unwrap_material
 from tests.support import SECRET_ACCESS_KEY
 
 
@@ -70,11 +70,10 @@ def test_database_and_log_hold_no_key_material_plaintext_or_secret(own_server):
     kms.generate_random(NumberOfBytes=64)
     own_server.stop()
 
-    keystore = SoftwareKeyStore((own_server.data_dir / "root.key").read_bytes())
+    root_key = (own_server.data_dir / "root.key").read_bytes()
     wrapped_rows = _wrapped_materials(own_server)
     materials = [
-        keystore.unwrap_material(MaterialRef(arn, version, wrapped))
-        for arn, version, wrapped in wrapped_rows
+        unwrap_material(root_key, arn, version, wrapped) for arn, version, wrapped in wrapped_rows
     ]
     assert materials and all(len(m) == 32 for m in materials)
 

@@ -28,6 +28,7 @@ from openkms.ops.context import Services
 from openkms.ops.key_directory import LoadedKey
 from openkms.ops.symmetric import open_blob, parse_blob, seal
 from openkms.storage import KeyRecord, MaterialRecord
+from tests.key_material import root_key_from
 
 KEY_ID = "0b0f9b58-3c2c-4b8e-9a55-1b7d0d3c1a11"
 
@@ -111,7 +112,7 @@ class _Sealing:
 
     def __init__(self, key_id: str = KEY_ID) -> None:
         now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-        self.keystore = SoftwareKeyStore(os.urandom(32))
+        self.keystore = SoftwareKeyStore(root_key_from(os.urandom(32)))
         self.services = Services(db=None, keystore=self.keystore, clock=ManualClock(now), keys=None)  # type: ignore[arg-type]
         arn = f"arn:aws:kms:us-east-1:111122223333:key/{key_id}"
         materials = {
@@ -119,7 +120,7 @@ class _Sealing:
                 key_id=key_id,
                 version=version,
                 material_id=f"{version:064x}",
-                wrapped_material=self.keystore.new_symmetric_material(arn, version),
+                wrapped_material=self.keystore.generate("SYMMETRIC_DEFAULT", arn, version),
                 created_at=now,
             )
             for version in (1, 2)

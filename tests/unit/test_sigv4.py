@@ -35,8 +35,8 @@ from openkms.errors import (
     UnrecognizedClientException,
 )
 from openkms.iam.accounts import ensure_account_with_key
-from openkms.keystore import SoftwareKeyStore
 from openkms.storage import open_database
+from tests.key_material import root_key_from
 from tests.support import SigV4AuthAt
 
 ACCESS_KEY = "AKIDEXAMPLE"
@@ -503,11 +503,11 @@ def test_a_server_limited_to_some_regions():
 def authenticator(tmp_path: Path) -> tuple[Authenticator, ManualClock]:
     db = open_database(f"sqlite:///{tmp_path / 'auth.db'}")
     db.migrate()
-    keystore = SoftwareKeyStore(bytes(range(32)))
+    root_key = root_key_from(bytes(range(32)))
     clock = ManualClock(SIGNED_AT)
-    ensure_account_with_key(db, keystore, clock, "111122223333", ACCESS_KEY, SECRET)
+    ensure_account_with_key(db, root_key, clock, "111122223333", ACCESS_KEY, SECRET)
     yield (
-        Authenticator(db, keystore, clock, lambda region: region != "eu-west-3", cache_seconds=60),
+        Authenticator(db, root_key, clock, lambda region: region != "eu-west-3", cache_seconds=60),
         clock,
     )
     db.dispose()

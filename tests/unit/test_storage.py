@@ -8,9 +8,8 @@ from dataclasses import replace
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.exc import IntegrityError
 
-from openkms.storage import KeyRecord, MaterialRecord, open_database
+from openkms.storage import DuplicateEntry, KeyRecord, MaterialRecord, open_database
 
 
 @pytest.fixture
@@ -71,7 +70,7 @@ def test_a_transaction_that_fails_part_way_leaves_nothing(db):
 def test_a_constraint_violation_rolls_back_the_whole_unit(db):
     _account(db)
     key = _key()
-    with pytest.raises(IntegrityError), db.transaction() as tx:
+    with pytest.raises(DuplicateEntry), db.transaction() as tx:
         tx.insert_key(key)
         tx.insert_material(_material(key.key_id))
         tx.insert_material(_material(key.key_id))  # duplicate primary key

@@ -2,12 +2,14 @@
 
 Checked in this order: the header's form, clock skew, credential scope, the access key, the
 signature. Access keys and derived signing keys are cached for a short time so a warm request
-reads no database.
+reads no database. The access-key cache holds the secret only wrapped: it is unwrapped for the
+moment a signing key (per day, region and service) is derived, and the plaintext secret is
+dropped right after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from openkms.auth.sigv4 import (
@@ -22,8 +24,10 @@ from openkms.clock import Clock
 from openkms.errors import UnrecognizedClientException
 from openkms.iam.accounts import is_access_key_id, secret_label
 from openkms.iam.principal import Principal
-from openkms.keystore import KeyStore
+from openkms.seal import RootKey
+from openkms.seal.secrets import unwrap_secret
 from openkms.storage import Database
+from openkms.storage.changes import AccessKeyChanged, Change
 from openkms.timed_lru import TimedLru
 
 _INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105
@@ -39,18 +43,25 @@ class Authenticator:
     def __init__(
         self,
         db: Database,
-        keystore: KeyStore,
+        root_key: RootKey,
         clock: Clock,
         region_allowed: Callable[[str], bool],
         cache_seconds: float = 5.0,
     ) -> None:
         self._db = db
-        self._keystore = keystore
+        self._root_key = root_key
         self._clock = clock
         self._region_allowed = region_allowed
         self._cache_seconds = cache_seconds
+        # access key id -> (principal, its secret as stored: wrapped under the root key)
         self._principals: TimedLru[str, tuple[Principal | None, bytes]] = TimedLru(10_000)
         self._signing_keys: TimedLru[tuple[str, str, str, str], bytes] = TimedLru(10_000)
+        db.add_change_listener(self._changed)
+
+    def _changed(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            if isinstance(change, AccessKeyChanged):
+                self._principals.invalidate(change.access_key_id)
 
     def authenticate(self, request: SignedRequest, service: str) -> Authenticated:
         auth = parse_authorization(request)
@@ -60,11 +71,11 @@ class Authenticator:
             # Temporary (STS session) credentials are not issued by this server yet.
             raise UnrecognizedClientException(_INVALID_TOKEN)
         credential = auth.credential
-        principal, secret = self._lookup(credential.access_key_id)
+        principal, wrapped_secret = self._lookup(credential.access_key_id)
         if principal is None:
             raise UnrecognizedClientException(_INVALID_TOKEN)
         signing_key = self._signing_key(
-            credential.access_key_id, secret, credential.date, credential.region, service
+            credential.access_key_id, wrapped_secret, credential.date, credential.region, service
         )
         verify_signature(request, auth, signing_key)
         return Authenticated(principal, credential.region)
@@ -79,27 +90,27 @@ class Authenticator:
         with self._db.transaction(readonly=True) as tx:
             record = tx.get_access_key(access_key_id)
         principal: Principal | None = None
-        secret = b""
+        wrapped = b""
         if record is not None and record.status == "Active":
-            secret = self._keystore.unwrap_secret(
-                secret_label(access_key_id), record.wrapped_secret
-            )
+            wrapped = record.wrapped_secret
             principal = Principal(
                 record.account_id, record.principal_arn, record.user_id, access_key_id
             )
         # An unknown access key is remembered only briefly: it may be created on another node.
         lifetime = self._cache_seconds if principal else min(self._cache_seconds, 1.0)
-        self._principals.put(access_key_id, (principal, secret), lifetime, epoch)
-        return principal, secret
+        self._principals.put(access_key_id, (principal, wrapped), lifetime, epoch)
+        return principal, wrapped
 
     def _signing_key(
-        self, access_key_id: str, secret: bytes, date: str, region: str, service: str
+        self, access_key_id: str, wrapped_secret: bytes, date: str, region: str, service: str
     ) -> bytes:
         cache_key = (access_key_id, date, region, service)
         found, cached = self._signing_keys.get(cache_key)
         if found and cached is not None:
             return cached
         epoch = self._signing_keys.epoch()
+        secret = unwrap_secret(self._root_key, secret_label(access_key_id), wrapped_secret)
         key = derive_signing_key(secret, date, region, service)
+        del secret
         self._signing_keys.put(cache_key, key, self._cache_seconds, epoch)
         return key

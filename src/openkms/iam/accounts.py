@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from dataclasses import dataclass
-
-from sqlalchemy.exc import IntegrityError
+from dataclasses import dataclass, field
 
 from openkms.clock import Clock
-from openkms.keystore import KeyStore
-from openkms.storage import AccessKeyRecord, Database
+from openkms.seal import RootKey
+from openkms.seal.secrets import unwrap_secret, wrap_secret
+from openkms.storage import AccessKeyRecord, Database, DuplicateEntry
 from openkms.storage.repository import Transaction
 
 _ACCESS_KEY_ALPHABET = string.ascii_uppercase + "234567"
@@ -24,8 +23,14 @@ class IssuedCredentials:
     account_id: str
     principal_arn: str
     access_key_id: str
-    secret_access_key: str
+    secret_access_key: str = field(repr=False)
     created: bool  # False when the access key already existed
+
+    def without_secret(self) -> IssuedCredentials:
+        """The same credentials with the secret dropped (once it has been shown)."""
+        return IssuedCredentials(
+            self.account_id, self.principal_arn, self.access_key_id, "", self.created
+        )
 
 
 def secret_label(access_key_id: str) -> str:
@@ -62,7 +67,7 @@ def is_access_key_id(text: str) -> bool:
 
 def ensure_account_with_key(
     db: Database,
-    keystore: KeyStore,
+    root_key: RootKey,
     clock: Clock,
     account_id: str,
     access_key_id: str,
@@ -74,16 +79,16 @@ def ensure_account_with_key(
             with db.transaction() as tx:
                 tx.serialise_startup()
                 return ensure_account_with_key_in(
-                    tx, keystore, clock, account_id, access_key_id, secret_access_key
+                    tx, root_key, clock, account_id, access_key_id, secret_access_key
                 )
-        except IntegrityError:
+        except DuplicateEntry:
             continue  # another process created it at the same moment: read theirs
     raise RuntimeError(f"could not create access key {access_key_id}")
 
 
 def ensure_account_with_key_in(
     tx: Transaction,
-    keystore: KeyStore,
+    root_key: RootKey,
     clock: Clock,
     account_id: str,
     access_key_id: str,
@@ -99,7 +104,7 @@ def ensure_account_with_key_in(
     if existing is not None:
         if existing.account_id != account_id:
             raise ValueError(f"access key {access_key_id} belongs to another account")
-        stored = keystore.unwrap_secret(secret_label(access_key_id), existing.wrapped_secret)
+        stored = unwrap_secret(root_key, secret_label(access_key_id), existing.wrapped_secret)
         if not secrets.compare_digest(stored, secret_access_key.encode()):
             raise ValueError(f"access key {access_key_id} exists with a different secret")
         return IssuedCredentials(account_id, principal_arn, access_key_id, secret_access_key, False)
@@ -111,8 +116,8 @@ def ensure_account_with_key_in(
             account_id=account_id,
             principal_arn=principal_arn,
             user_id=account_id,
-            wrapped_secret=keystore.wrap_secret(
-                secret_label(access_key_id), secret_access_key.encode()
+            wrapped_secret=wrap_secret(
+                root_key, secret_label(access_key_id), secret_access_key.encode()
             ),
             status="Active",
             created_at=now,

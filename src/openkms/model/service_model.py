@@ -35,6 +35,32 @@ class ServiceModel:
         spec = self.operations[operation].get("input")
         return spec["shape"] if spec else None
 
+    def input_members(self, operation: str) -> dict[str, str]:
+        """The operation's request members and their shape names."""
+        shape_name = self.input_shape_name(operation)
+        if shape_name is None:
+            return {}
+        members = self.shapes[shape_name].get("members", {})
+        return {name: member["shape"] for name, member in members.items()}
+
+    def may_hold_secret(self, shape_name: str, _seen: frozenset[str] = frozenset()) -> bool:
+        """Whether a value of this shape can carry a secret: a blob (plaintexts, ciphertexts,
+        key material, tokens), a member marked sensitive, or a container of either."""
+        shape = self.shapes[shape_name]
+        if shape.get("sensitive") or shape["type"] == "blob":
+            return True
+        if shape_name in _seen:
+            return False
+        seen = _seen | {shape_name}
+        inner: list[str] = []
+        if shape["type"] == "structure":
+            inner = [m["shape"] for m in shape.get("members", {}).values()]
+        elif shape["type"] == "list":
+            inner = [shape["member"]["shape"]]
+        elif shape["type"] == "map":
+            inner = [shape["key"]["shape"], shape["value"]["shape"]]
+        return any(self.may_hold_secret(name, seen) for name in inner)
+
     def shape(self, name: str) -> dict[str, Any]:
         return self.shapes[name]
 

@@ -1,16 +1,19 @@
 """A time-bounded cache of key metadata, backing material and alias targets.
 
 The warm hot path (Encrypt, Decrypt, GenerateDataKey) reads keys from here, never from the
-database. Writes on this node invalidate at once; writes on another node of a cluster are seen
-once the entry's time runs out (``ttl_seconds``), so a key disabled on one node may still be
-used on another for at most that long (see docs/architecture.md).
+database. Writes on this node invalidate at once: the directory listens to the database's
+committed changes. Writes on another node of a cluster are seen once the entry's time runs
+out (``ttl_seconds``), so a key disabled on one node may still be used on another for at most
+that long (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from openkms.storage import Database, KeyRecord, MaterialRecord
+from openkms.storage.changes import AliasChanged, Change, KeyChanged
 from openkms.timed_lru import TimedLru
 
 # Unknown keys and aliases are remembered only briefly: one made on another node appears soon.
@@ -33,6 +36,14 @@ class KeyDirectory:
         self._ttl = ttl_seconds
         self._keys: TimedLru[str, LoadedKey | None] = TimedLru(max_entries)
         self._aliases: TimedLru[tuple[str, str, str], str | None] = TimedLru(max_entries)
+        db.add_change_listener(self.changed)
+
+    def changed(self, changes: Iterable[Change]) -> None:
+        for change in changes:
+            if isinstance(change, KeyChanged):
+                self.invalidate_key(change.key_id)
+            elif isinstance(change, AliasChanged):
+                self.invalidate_alias(change.account_id, change.region, change.alias_name)
 
     def get(self, key_id: str) -> LoadedKey | None:
         found, cached = self._keys.get(key_id)

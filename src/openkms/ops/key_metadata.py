@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.crypto.key_specs import metadata_algorithms
+from openkms.domain.key_states import KeyState
 from openkms.ops.key_directory import LoadedKey
-from openkms.ops.key_state import ENABLED
 
 
 def key_metadata(key: LoadedKey) -> dict[str, Any]:
@@ -15,7 +16,7 @@ def key_metadata(key: LoadedKey) -> dict[str, Any]:
         "KeyId": record.key_id,
         "Arn": record.arn,
         "CreationDate": record.creation_date,
-        "Enabled": record.key_state == ENABLED,
+        "Enabled": record.key_state == KeyState.ENABLED,
         "Description": record.description,
         "KeyUsage": record.key_usage,
         "KeyState": record.key_state,
@@ -23,7 +24,7 @@ def key_metadata(key: LoadedKey) -> dict[str, Any]:
         "KeyManager": record.key_manager,
         "CustomerMasterKeySpec": record.key_spec,
         "KeySpec": record.key_spec,
-        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+        **metadata_algorithms(record.key_spec, record.key_usage),
         "MultiRegion": record.multi_region,
         "CurrentKeyMaterialId": key.current_material.material_id,
     }

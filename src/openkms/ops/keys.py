@@ -7,45 +7,49 @@ import secrets
 import uuid
 from typing import Any
 
+from openkms.crypto.key_specs import KeySpec, KeyUsage, spec_info
+from openkms.domain.key_states import KeyState
+from openkms.domain.keys import change_key_description, change_key_state
 from openkms.errors import (
     CustomKeyStoreNotFoundException,
     UnsupportedOperationException,
     ValidationException,
 )
 from openkms.ops.arns import key_arn
-from openkms.ops.context import RequestContext, Services
+from openkms.ops.context import Services
+from openkms.ops.declaration import Call, handles
 from openkms.ops.default_policy import default_key_policy
 from openkms.ops.key_directory import LoadedKey
 from openkms.ops.key_metadata import key_metadata
-from openkms.ops.key_resolution import is_key_id, resolve_key
-from openkms.ops.key_state import DISABLED, ENABLED, require_manageable
 from openkms.ops.pagination import decode_marker, encode_marker
 from openkms.ops.policy_document import check_policy_document
+from openkms.ops.resolution import is_key_id
 from openkms.ops.tags import check_new_tags, store_tags
 from openkms.storage import KeyRecord, MaterialRecord
 
-SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
-ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 _KEYS_MARKER = "keys"
 
 
-def create_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+@handles("CreateKey")
+def create_key(services: Services, call: Call) -> dict[str, Any]:
+    req, ctx = call.params, call.ctx
     if "KeySpec" in req and "CustomerMasterKeySpec" in req:
         raise ValidationException(
             "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. "
             "CustomerMasterKeySpec is deprecated."
         )
-    key_spec = req.get("KeySpec", req.get("CustomerMasterKeySpec", SYMMETRIC_DEFAULT))
-    key_usage = req.get("KeyUsage", ENCRYPT_DECRYPT)
+    key_spec = req.get("KeySpec", req.get("CustomerMasterKeySpec", KeySpec.SYMMETRIC_DEFAULT))
+    spec = spec_info(key_spec)
+    key_usage = req.get("KeyUsage", KeyUsage.ENCRYPT_DECRYPT)
     origin = req.get("Origin", "AWS_KMS")
-    if key_spec != SYMMETRIC_DEFAULT:
+    if not spec.supported:
         raise UnsupportedOperationException(
             f"KeySpec {key_spec} is not supported by this openkms server yet."
         )
-    if key_usage != ENCRYPT_DECRYPT:
+    if key_usage not in spec.usages:
         raise ValidationException(
             f"The operation failed because the KeyUsage value of the CMK is {key_usage}. "
-            "To perform this operation, the KeyUsage value must be ENCRYPT_DECRYPT."
+            f"To perform this operation, the KeyUsage value must be {spec.usages[0]}."
         )
     if "CustomKeyStoreId" in req:
         raise CustomKeyStoreNotFoundException(
@@ -72,11 +76,11 @@ def create_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -> 
         region=ctx.region,
         arn=arn,
         description=req.get("Description", ""),
-        key_usage=key_usage,
-        key_spec=key_spec,
+        key_usage=str(key_usage),
+        key_spec=str(key_spec),
         origin=origin,
         key_manager="CUSTOMER",
-        key_state=ENABLED,
+        key_state=KeyState.ENABLED,
         creation_date=now,
         policy=req.get("Policy") or default_key_policy(services.partition, ctx.account_id),
         multi_region=False,
@@ -86,7 +90,7 @@ def create_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -> 
         key_id=key_id,
         version=1,
         material_id=secrets.token_hex(32),
-        wrapped_material=services.keystore.new_symmetric_material(arn, 1),
+        wrapped_material=services.keystore.generate(str(key_spec), arn, 1),
         created_at=now,
     )
     with services.db.transaction() as tx:
@@ -96,12 +100,14 @@ def create_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -> 
     return {"KeyMetadata": key_metadata(LoadedKey(record, {1: material}))}
 
 
-def describe_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    key = resolve_key(services, ctx, req["KeyId"], action="kms:DescribeKey")
-    return {"KeyMetadata": key_metadata(key)}
+@handles("DescribeKey")
+def describe_key(services: Services, call: Call) -> dict[str, Any]:
+    return {"KeyMetadata": key_metadata(call.key)}
 
 
-def list_keys(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
+@handles("ListKeys")
+def list_keys(services: Services, call: Call) -> dict[str, Any]:
+    req, ctx = call.params, call.ctx
     limit = req.get("Limit", 100)
     after = decode_marker(req.get("Marker"), _KEYS_MARKER, is_key_id)
     if "SELF" not in req.get("ResourceOwners", ["SELF"]):
@@ -120,37 +126,19 @@ def list_keys(services: Services, ctx: RequestContext, req: dict[str, Any]) -> d
     return response
 
 
-def enable_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    _set_state(services, ctx, req["KeyId"], ENABLED, "kms:EnableKey")
+@handles("EnableKey")
+def enable_key(services: Services, call: Call) -> dict[str, Any]:
+    change_key_state(services.db, call.key.record.key_id, "EnableKey", KeyState.ENABLED)
     return {}
 
 
-def disable_key(services: Services, ctx: RequestContext, req: dict[str, Any]) -> dict[str, Any]:
-    _set_state(services, ctx, req["KeyId"], DISABLED, "kms:DisableKey")
+@handles("DisableKey")
+def disable_key(services: Services, call: Call) -> dict[str, Any]:
+    change_key_state(services.db, call.key.record.key_id, "DisableKey", KeyState.DISABLED)
     return {}
 
 
-def update_key_description(
-    services: Services, ctx: RequestContext, req: dict[str, Any]
-) -> dict[str, Any]:
-    key = resolve_key(
-        services, ctx, req["KeyId"], allow_alias=False, action="kms:UpdateKeyDescription"
-    )
-    require_manageable(key.record)
-    with services.db.transaction() as tx:
-        tx.update_key(key.record.key_id, description=req["Description"])
-    services.keys.invalidate_key(key.record.key_id)
+@handles("UpdateKeyDescription")
+def update_key_description(services: Services, call: Call) -> dict[str, Any]:
+    change_key_description(services.db, call.key.record.key_id, call.params["Description"])
     return {}
-
-
-def _set_state(
-    services: Services, ctx: RequestContext, key_id: str, state: str, action: str
-) -> None:
-    key = resolve_key(services, ctx, key_id, allow_alias=False, action=action)
-    require_manageable(key.record)
-    with services.db.transaction() as tx:
-        current = tx.get_key(key.record.key_id)
-        if current is not None:
-            require_manageable(current)
-            tx.update_key(key.record.key_id, key_state=state)
-    services.keys.invalidate_key(key.record.key_id)

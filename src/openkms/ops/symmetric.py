@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from openkms.crypto.ciphertext_blob import CiphertextBlob, MalformedBlob
+from openkms.crypto.ciphertext_blob import CiphertextBlob
 from openkms.crypto.encryption_context import canonical_encryption_context
 from openkms.errors import InvalidCiphertextException
-from openkms.keystore import MaterialRef
-from openkms.keystore.base import IntegrityError
+from openkms.keystore import IntegrityError, KeyHandle
 from openkms.ops.context import Services
 from openkms.ops.key_directory import LoadedKey
+from openkms.ops.resolution import parse_blob
 from openkms.storage import MaterialRecord
+
+__all__ = ["open_blob", "parse_blob", "seal"]
+
+
+def handle_of(key: LoadedKey, material: MaterialRecord) -> KeyHandle:
+    return KeyHandle(
+        key.record.arn, material.version, material.wrapped_material, key.record.key_spec
+    )
 
 
 def seal(
@@ -19,22 +27,14 @@ def seal(
 ) -> tuple[bytes, MaterialRecord]:
     """Encrypt under the key's current material; return the blob and the material used."""
     material = key.current_material
-    ref = MaterialRef(key.record.arn, material.version, material.wrapped_material)
     canonical = canonical_encryption_context(context)
     key_id = key.record.key_id
 
     def associated_data(nonce: bytes) -> bytes:
         return CiphertextBlob.header_for(key_id, material.version, nonce) + canonical
 
-    nonce, sealed = services.keystore.encrypt(ref, plaintext, associated_data)
+    nonce, sealed = services.keystore.encrypt(handle_of(key, material), plaintext, associated_data)
     return CiphertextBlob.header_for(key_id, material.version, nonce) + sealed, material
-
-
-def parse_blob(data: bytes) -> CiphertextBlob:
-    try:
-        return CiphertextBlob.parse(data)
-    except MalformedBlob:
-        raise InvalidCiphertextException() from None
 
 
 def open_blob(
@@ -44,10 +44,11 @@ def open_blob(
     material = key.materials.get(blob.material_version)
     if material is None:
         raise InvalidCiphertextException()
-    ref = MaterialRef(key.record.arn, material.version, material.wrapped_material)
     aad = blob.associated_data(canonical_encryption_context(context))
     try:
-        plaintext = services.keystore.decrypt(ref, blob.nonce, blob.sealed, aad)
+        plaintext = services.keystore.decrypt(
+            handle_of(key, material), blob.nonce, blob.sealed, aad
+        )
     except IntegrityError:
         raise InvalidCiphertextException() from None
     return plaintext, material

@@ -10,6 +10,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from openkms.seal.root_key import AesGcmRootKey
+
+# The key file holds one key, generation 1. Rotating it is for the sealed roots of trust.
+DEV_ROOT_KEY_GENERATION = 1
+
+
+def open_dev_root_key(path: Path) -> AesGcmRootKey:
+    return AesGcmRootKey({DEV_ROOT_KEY_GENERATION: load_or_create_dev_root_key(path)})
+
 
 def load_or_create_dev_root_key(path: Path) -> bytes:
     try:

@@ -21,7 +21,8 @@ class ServerConfig:
     cache_seconds: float = 5.0
     account_id: str | None = None
     access_key_id: str | None = None
-    secret_access_key: str | None = None
+    # Never printed: repr leaves it out.
+    secret_access_key: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1024 * 1024
 
     @property

@@ -1,4 +1,4 @@
-"""Start-up: open storage, load the root key, make the first account, wire the services."""
+"""Start-up: open storage, open the root of trust, make the first account, wire the services."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import logging
 import os
 from dataclasses import dataclass
 
+from openkms.audit import AuditSink, LogAuditSink
 from openkms.auth.authenticator import Authenticator
+from openkms.authz import OwningAccountAuthorizer
 from openkms.clock import Clock, clock_from_environment
 from openkms.iam.accounts import (
     IssuedCredentials,
@@ -16,12 +18,15 @@ from openkms.iam.accounts import (
     new_account_id,
     new_secret_access_key,
 )
-from openkms.keystore import SoftwareKeyStore
-from openkms.keystore.base import IntegrityError
+from openkms.keystore import IntegrityError, SoftwareKeyStore
 from openkms.model import ServiceModel, load_kms_model
+from openkms.ops import DECLARATIONS, HANDLERS
 from openkms.ops.context import Services
+from openkms.ops.dispatcher import Dispatcher
 from openkms.ops.key_directory import KeyDirectory
-from openkms.seal.dev_root_key import load_or_create_dev_root_key
+from openkms.seal import RootKey
+from openkms.seal.dev_root_key import open_dev_root_key
+from openkms.seal.secrets import unwrap_secret, wrap_secret
 from openkms.server.config import ServerConfig
 from openkms.storage import Database, open_database
 from openkms.storage.repository import Transaction
@@ -43,26 +48,32 @@ class Runtime:
     model: ServiceModel
     services: Services
     authenticator: Authenticator
+    dispatcher: Dispatcher
+    audit: AuditSink
     first_credentials: IssuedCredentials | None
 
+    def forget_first_secret(self) -> None:
+        """Drop the first account's secret from memory once it has been shown."""
+        if self.first_credentials is not None:
+            self.first_credentials = self.first_credentials.without_secret()
 
-def open_storage(config: ServerConfig) -> tuple[Database, SoftwareKeyStore]:
-    """The migrated database and the key store under the root key that matches it."""
+
+def open_storage(config: ServerConfig) -> tuple[Database, RootKey]:
+    """The migrated database and the root of trust that matches it."""
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        root_key = load_or_create_dev_root_key(config.effective_root_key_file)
-    except (OSError, RuntimeError) as error:
+        root_key = open_dev_root_key(config.effective_root_key_file)
+    except (OSError, RuntimeError, ValueError) as error:
         raise StartupError(f"cannot load the root key: {error}") from None
-    keystore = SoftwareKeyStore(root_key)
     try:
         db = open_database(config.effective_database_url)
         db.migrate()
-    except Exception as error:
+    except Exception as error:  # any failure to open storage stops start-up, with its reason
         raise StartupError(f"cannot open the database: {type(error).__name__}: {error}") from None
     with db.transaction() as tx:
         tx.serialise_startup()
-        _check_root_key(tx, keystore)
-    return db, keystore
+        _check_root_key(tx, root_key)
+    return db, root_key
 
 
 def build_runtime(config: ServerConfig, clock: Clock | None = None) -> Runtime:
@@ -70,25 +81,32 @@ def build_runtime(config: ServerConfig, clock: Clock | None = None) -> Runtime:
         clock = clock_from_environment()
         if os.environ.get("OPENKMS_CLOCK_FILE"):
             log.warning("OPENKMS_CLOCK_FILE is set: the clock is shifted (for tests only)")
-    db, keystore = open_storage(config)
-    credentials = _first_account(config, db, keystore, clock)
+    db, root_key = open_storage(config)
+    credentials = _first_account(config, db, root_key, clock)
     services = Services(
-        db=db, keystore=keystore, clock=clock, keys=KeyDirectory(db, config.cache_seconds)
+        db=db,
+        keystore=SoftwareKeyStore(root_key),
+        clock=clock,
+        keys=KeyDirectory(db, config.cache_seconds),
     )
     authenticator = Authenticator(
-        db, keystore, clock, config.region_allowed, cache_seconds=config.cache_seconds
+        db, root_key, clock, config.region_allowed, cache_seconds=config.cache_seconds
     )
-    return Runtime(config, load_kms_model(), services, authenticator, credentials)
+    model = load_kms_model()
+    dispatcher = Dispatcher(
+        model, services, authenticator, OwningAccountAuthorizer(), DECLARATIONS, HANDLERS
+    )
+    return Runtime(config, model, services, authenticator, dispatcher, LogAuditSink(), credentials)
 
 
-def _check_root_key(tx: Transaction, keystore: SoftwareKeyStore) -> None:
+def _check_root_key(tx: Transaction, root_key: RootKey) -> None:
     """Refuse to start with a root key that did not wrap this database's material."""
     stored = tx.get_setting(_ROOT_CHECK)
     if stored is None:
-        tx.put_setting(_ROOT_CHECK, keystore.wrap_secret(_ROOT_CHECK, _ROOT_CHECK_VALUE))
+        tx.put_setting(_ROOT_CHECK, wrap_secret(root_key, _ROOT_CHECK, _ROOT_CHECK_VALUE))
         return
     try:
-        keystore.unwrap_secret(_ROOT_CHECK, stored)
+        unwrap_secret(root_key, _ROOT_CHECK, stored)
     except IntegrityError:
         raise StartupError(
             "the root key does not match this database: every node of a cluster needs the "
@@ -97,7 +115,7 @@ def _check_root_key(tx: Transaction, keystore: SoftwareKeyStore) -> None:
 
 
 def _first_account(
-    config: ServerConfig, db: Database, keystore: SoftwareKeyStore, clock: Clock
+    config: ServerConfig, db: Database, root_key: RootKey, clock: Clock
 ) -> IssuedCredentials | None:
     """Create the first account and access key on first start (fixed by the environment if
     OPENKMS_ACCOUNT_ID / OPENKMS_ACCESS_KEY_ID / OPENKMS_SECRET_ACCESS_KEY are set).
@@ -121,7 +139,7 @@ def _first_account(
         if not fixed and tx.get_setting(_FIRST_ACCOUNT) is not None:
             return None
         try:
-            issued = ensure_account_with_key_in(tx, keystore, clock, *credentials)
+            issued = ensure_account_with_key_in(tx, root_key, clock, *credentials)
         except ValueError as error:
             raise StartupError(str(error)) from None
         if tx.get_setting(_FIRST_ACCOUNT) is None:

@@ -8,9 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine, make_url
 
+from openkms.storage.changes import ChangeListener
+from openkms.storage.errors import DuplicateEntry, StorageError, StorageUnavailable
 from openkms.storage.repository import Transaction
 
 log = logging.getLogger(__name__)
@@ -31,25 +33,34 @@ def normalise_url(url: str) -> str:
 class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._listeners: list[ChangeListener] = []
+
+    def __repr__(self) -> str:
+        # The URL may hold a password.
+        return f"Database({self.dialect})"
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener`` with what each committed transaction changed."""
+        self._listeners.append(listener)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (Alembic), one node at a time."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision`` (Alembic), one node at a time."""
         from alembic import command
         from alembic.config import Config
 
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as connection:
+        with _translated_errors(), self.engine.begin() as connection:
             if self.dialect == "postgresql":
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID}
                 )
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
     @contextmanager
     def transaction(self, readonly: bool = False) -> Iterator[Transaction]:
@@ -58,17 +69,40 @@ class Database:
         ``readonly`` transactions only read; on SQLite they do not take the write lock, so
         they run beside a writer instead of queueing behind it.
         """
-        with self.engine.connect() as connection:
-            if readonly:
-                connection = connection.execution_options(openkms_readonly=True)
-            with connection.begin():
-                yield Transaction(connection)
+        with _translated_errors():
+            with self.engine.connect() as connection:
+                if readonly:
+                    connection = connection.execution_options(openkms_readonly=True)
+                with connection.begin():
+                    tx = Transaction(connection)
+                    yield tx
+            changes = tx.changes
+        if changes:
+            for listener in self._listeners:
+                listener(changes)
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    try:
+        yield
+    except exc.IntegrityError:
+        raise DuplicateEntry("a row with this identity exists already") from None
+    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+        raise StorageUnavailable(f"the database is unavailable ({type(error).__name__})") from None
+    except exc.SQLAlchemyError as error:
+        raise StorageError(f"the database failed ({type(error).__name__})") from None
+
+
 def open_database(url: str) -> Database:
+    with _translated_errors():
+        return _open_database(url)
+
+
+def _open_database(url: str) -> Database:
     url = normalise_url(url)
     # hide_parameters: a database error must never carry request values into the log.
     # The pool matches the 40 worker threads that run requests.

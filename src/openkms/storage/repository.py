@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from openkms.storage import schema
+from openkms.storage.changes import AccessKeyChanged, AliasChanged, Change, KeyChanged
 from openkms.storage.records import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord
 
 # Any fixed 64-bit number, distinct from the migration lock's.
@@ -19,6 +20,8 @@ _CHUNK = 500
 class Transaction:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        # Published to the database's listeners once this transaction commits.
+        self.changes: set[Change] = set()
 
     def serialise_startup(self) -> None:
         """Hold the cluster-wide start-up lock until this transaction ends, so nodes starting
@@ -61,6 +64,7 @@ class Transaction:
 
     def insert_access_key(self, record: AccessKeyRecord) -> None:
         self.connection.execute(insert(schema.access_keys).values(**_fields(record)))
+        self.changes.add(AccessKeyChanged(record.access_key_id))
 
     def get_access_key(self, access_key_id: str) -> AccessKeyRecord | None:
         table = schema.access_keys
@@ -75,6 +79,7 @@ class Transaction:
 
     def insert_key(self, record: KeyRecord) -> None:
         self.connection.execute(insert(schema.kms_keys).values(**_fields(record)))
+        self.changes.add(KeyChanged(record.key_id))
 
     def get_key(self, key_id: str) -> KeyRecord | None:
         table = schema.kms_keys
@@ -95,20 +100,31 @@ class Transaction:
         rows = self.connection.execute(query.order_by(table.c.key_id).limit(limit)).mappings()
         return [KeyRecord(**row) for row in rows]
 
-    def lock_key(self, key_id: str) -> None:
+    def lock_key(self, key_id: str) -> KeyRecord | None:
         """Serialise writers of one key until this transaction ends (PostgreSQL row lock;
-        SQLite transactions already hold the database's write lock)."""
+        SQLite transactions already hold the database's write lock) and read it as locked."""
         table = schema.kms_keys
-        self.connection.execute(
-            select(table.c.key_id).where(table.c.key_id == key_id).with_for_update()
+        row = (
+            self.connection.execute(select(table).where(table.c.key_id == key_id).with_for_update())
+            .mappings()
+            .first()
         )
+        return None if row is None else KeyRecord(**row)
 
-    def update_key(self, key_id: str, **values: Any) -> None:
+    def set_key_state(self, key_id: str, key_state: str) -> None:
+        self._update_key(key_id, key_state=key_state)
+
+    def set_key_description(self, key_id: str, description: str) -> None:
+        self._update_key(key_id, description=description)
+
+    def _update_key(self, key_id: str, **values: Any) -> None:
         table = schema.kms_keys
         self.connection.execute(update(table).where(table.c.key_id == key_id).values(**values))
+        self.changes.add(KeyChanged(key_id))
 
     def insert_material(self, record: MaterialRecord) -> None:
         self.connection.execute(insert(schema.key_materials).values(**_fields(record)))
+        self.changes.add(KeyChanged(record.key_id))
 
     def list_materials(self, key_id: str) -> list[MaterialRecord]:
         table = schema.key_materials
@@ -136,6 +152,7 @@ class Transaction:
 
     def insert_alias(self, record: AliasRecord) -> None:
         self.connection.execute(insert(schema.aliases).values(**_fields(record)))
+        self.changes.add(AliasChanged(record.account_id, record.region, record.alias_name))
 
     def update_alias_target(
         self, account_id: str, region: str, alias_name: str, target_key_id: str, when: Any
@@ -150,6 +167,7 @@ class Transaction:
             )
             .values(target_key_id=target_key_id, last_updated_date=when)
         )
+        self.changes.add(AliasChanged(account_id, region, alias_name))
 
     def delete_alias(self, account_id: str, region: str, alias_name: str) -> None:
         table = schema.aliases
@@ -160,6 +178,7 @@ class Transaction:
                 table.c.alias_name == alias_name,
             )
         )
+        self.changes.add(AliasChanged(account_id, region, alias_name))
 
     def list_aliases(
         self,

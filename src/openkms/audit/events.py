@@ -1,0 +1,41 @@
+"""What an audit event records about one request.
+
+Only facts that are safe to keep: who called, what operation, on which resources, which
+request parameters the operation's declaration lists as loggable (never plaintexts, blobs,
+key material or passwords), and how it ended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from openkms.iam.principal import Principal
+
+
+@dataclass(slots=True)
+class AuditFacts:
+    """Filled in as a request goes through the envelope and the dispatcher."""
+
+    request_id: str
+    service: str  # "kms" or "sts"
+    event_time: dt.datetime
+    source_address: str | None = None
+    user_agent: str | None = None
+    operation: str = "-"  # a name fit for a log line, never what a caller chose to write
+    principal: Principal | None = None
+    region: str | None = None
+    read_only: bool | None = None
+    resources: list[tuple[str, str]] = field(default_factory=list)  # (role, ARN)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def outcome(self, status: int, error_code: str | None) -> AuditEvent:
+        return AuditEvent(self, status, error_code)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    facts: AuditFacts
+    status: int
+    error_code: str | None  # None: the request succeeded

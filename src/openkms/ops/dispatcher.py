@@ -1,0 +1,278 @@
+"""The dispatcher: every KMS request runs the same steps, in the same order, from its
+operation's declaration.
+
+    authenticate -> validate against the model -> operation input rules -> resolve the
+    resources -> authorise every (action, resource) -> key state (AWS's table) -> key usage,
+    ciphertext binding, algorithm -> dry run -> the handler
+
+Authorisation comes before the state check, so a caller who may not use a key learns nothing
+about it (not even that it is disabled); the state check comes before usage and spec, as AWS
+answers ``DisabledException`` for a disabled key of the wrong kind. The envelope hands each
+outcome, with the facts gathered here, to the audit sink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from openkms.audit.events import AuditFacts
+from openkms.auth.authenticator import Authenticator
+from openkms.auth.sigv4 import SignedRequest
+from openkms.authz import AuthorizationRequest, Authorizer
+from openkms.crypto.key_specs import spec_info
+from openkms.domain.key_states import STATE_TABLE, check_state
+from openkms.errors import (
+    DRY_RUN_MESSAGE,
+    DependencyTimeoutException,
+    DryRunOperationException,
+    IncorrectKeyException,
+    InvalidKeyUsageException,
+    UnknownOperationException,
+    UnsupportedOperationException,
+)
+from openkms.iam.principal import Principal
+from openkms.keystore import UnsupportedByKeyStore
+from openkms.model import ServiceModel, validate_input
+from openkms.ops.context import RequestContext, Services
+from openkms.ops.declaration import (
+    ACCOUNT_RESOURCE,
+    Call,
+    Declaration,
+    Handler,
+    KeyUse,
+    Resolve,
+    Resolved,
+)
+from openkms.ops.resolution import request_blob, resolve
+from openkms.protocol import json_protocol
+from openkms.storage import StorageUnavailable
+
+
+class DeclarationError(RuntimeError):
+    """Declarations, handlers and the service model disagree: the server must not start."""
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        model: ServiceModel,
+        services: Services,
+        authenticator: Authenticator,
+        authorizer: Authorizer,
+        declarations: Mapping[str, Declaration],
+        handlers: Mapping[str, Handler],
+    ) -> None:
+        check_declarations(model, declarations, handlers)
+        self.model = model
+        self.services = services
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+        self._declarations = dict(declarations)
+        self._handlers = dict(handlers)
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def handle(
+        self, signed: SignedRequest, target: str | None, body: bytes, facts: AuditFacts
+    ) -> dict[str, Any]:
+        """One KMS request off the wire."""
+        authenticated = self.authenticator.authenticate(signed, "kms")
+        facts.principal = authenticated.principal
+        facts.region = authenticated.region
+        operation = json_protocol.operation_from_target(target, self.model.target_prefix)
+        if not self.model.has_operation(operation):
+            raise UnknownOperationException()
+        facts.operation = operation
+        self._refuse_unbuilt(operation)
+        parameters = validate_input(self.model, operation, json_protocol.decode_body(body))
+        ctx = RequestContext(authenticated.principal, authenticated.region, facts.request_id)
+        return self.run(operation, ctx, parameters, facts)
+
+    def invoke(
+        self,
+        principal: Principal,
+        region: str,
+        operation: str,
+        body: Mapping[str, Any],
+        facts: AuditFacts,
+    ) -> dict[str, Any]:
+        """One request without HTTP or SigV4 (background jobs with a service principal; the
+        in-process test tier). ``body`` is the request as JSON would carry it (blobs base64)."""
+        if not self.model.has_operation(operation):
+            raise UnknownOperationException()
+        facts.principal, facts.region, facts.operation = principal, region, operation
+        self._refuse_unbuilt(operation)
+        parameters = validate_input(self.model, operation, dict(body))
+        return self.run(
+            operation, RequestContext(principal, region, facts.request_id), parameters, facts
+        )
+
+    def _refuse_unbuilt(self, operation: str) -> None:
+        # Before validation, as before: an unbuilt operation says so whatever its input.
+        if operation not in self._declarations or operation not in self._handlers:
+            raise UnsupportedOperationException(
+                f"{operation} is not supported by this openkms server yet."
+            )
+
+    def run(
+        self,
+        operation: str,
+        ctx: RequestContext,
+        params: dict[str, Any],
+        facts: AuditFacts,
+    ) -> dict[str, Any]:
+        self._refuse_unbuilt(operation)
+        declaration = self._declarations[operation]
+        handler = self._handlers[operation]
+        facts.read_only = declaration.read_only
+        facts.parameters = {
+            name: params[name] for name in declaration.audit_parameters if name in params
+        }
+        if declaration.check_input is not None:
+            declaration.check_input(params)
+        for member, message in declaration.unsupported_members.items():
+            if member in params:
+                raise UnsupportedOperationException(message)
+        try:
+            resolved = resolve(declaration.resolve, self.services, ctx, params)
+            facts.resources = _resources(resolved)
+            self._authorize(declaration, ctx, params, resolved)
+            self._check_states(declaration, resolved)
+            for use in declaration.key_uses:
+                self._check_use(declaration, use, params, resolved)
+            if declaration.dry_run and params.get("DryRun"):
+                raise DryRunOperationException(DRY_RUN_MESSAGE)
+            return handler(self.services, Call(ctx, params, resolved))
+        except UnsupportedByKeyStore as error:
+            raise UnsupportedOperationException(str(error)) from None
+        except StorageUnavailable:
+            raise DependencyTimeoutException(
+                "The request could not be completed because the key store's database did "
+                "not answer in time. Try the request again."
+            ) from None
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def _authorize(
+        self,
+        declaration: Declaration,
+        ctx: RequestContext,
+        params: dict[str, Any],
+        resolved: Resolved,
+    ) -> None:
+        for permission in declaration.permissions:
+            key = resolved.keys.get(permission.role)
+            if key is not None:
+                arn, account = key.record.arn, key.record.account_id
+            elif permission.role == "alias" and resolved.alias_arn is not None:
+                arn, account = resolved.alias_arn, ctx.account_id
+            else:
+                arn, account = ACCOUNT_RESOURCE, ctx.account_id
+            self.authorizer.authorize(
+                AuthorizationRequest(
+                    principal=ctx.principal,
+                    action=permission.action,
+                    resource_arn=arn,
+                    resource_account=account,
+                    region=ctx.region,
+                    key=key,
+                    parameters=params,
+                )
+            )
+
+    def _check_states(self, declaration: Declaration, resolved: Resolved) -> None:
+        roles = declaration.state_roles
+        for role, key in resolved.keys.items():
+            if roles is None or role in roles:
+                check_state(declaration.name, key.record.arn, key.record.key_state)
+
+    def _check_use(
+        self, declaration: Declaration, use: KeyUse, params: dict[str, Any], resolved: Resolved
+    ) -> None:
+        key = resolved.keys.get(use.role)
+        if key is None:
+            return
+        record = key.record
+        if record.key_usage not in use.usages:
+            action = next(p.action for p in declaration.permissions if p.role == use.role)
+            raise InvalidKeyUsageException(
+                f"{record.arn} key usage is {record.key_usage} which is not valid for "
+                f"{action.removeprefix('kms:')}."
+            )
+        if declaration.resolve in (Resolve.CIPHERTEXT, Resolve.RE_ENCRYPT) and use.role in (
+            "key",
+            "source",
+        ):
+            _bind_ciphertext(params, resolved, use.role)
+        if use.algorithm_parameter is None or use.family is None:
+            return
+        algorithm = params.get(use.algorithm_parameter)
+        if algorithm is not None and algorithm not in spec_info(record.key_spec).algorithms(
+            use.family
+        ):
+            raise InvalidKeyUsageException(
+                f"Algorithm {algorithm} is incompatible with key spec {record.key_spec}."
+            )
+
+
+def _bind_ciphertext(params: dict[str, Any], resolved: Resolved, role: str) -> None:
+    """Match the ciphertext to the key the caller named (the blob was parsed during
+    resolution when no key was named). A dry run with IGNORE_CIPHERTEXT checks the named key
+    only."""
+    if resolved.blob is not None:
+        return
+    if params.get("DryRun") and "IGNORE_CIPHERTEXT" in params.get("DryRunModifiers", []):
+        return
+    blob = request_blob(params)
+    if blob.key_id != resolved.keys[role].record.key_id:
+        raise IncorrectKeyException(
+            "The key ID in the request does not identify a CMK that can perform this operation."
+        )
+    resolved.blob = blob
+
+
+def _resources(resolved: Resolved) -> list[tuple[str, str]]:
+    resources = [(role, key.record.arn) for role, key in resolved.keys.items()]
+    if resolved.alias_arn is not None:
+        resources.append(("alias", resolved.alias_arn))
+    return resources
+
+
+def check_declarations(
+    model: ServiceModel,
+    declarations: Mapping[str, Declaration],
+    handlers: Mapping[str, Handler],
+) -> None:
+    """Refuse to start when a declaration names no operation of the model, a handler has no
+    declaration, an implemented declaration has no handler, DryRun is declared unlike the
+    model, or an audit parameter could carry a secret."""
+    problems: list[str] = []
+    for name, declaration in declarations.items():
+        if name != declaration.name:
+            problems.append(f"declaration {declaration.name} is filed under {name}")
+        if not model.has_operation(name):
+            problems.append(f"declaration {name} names no operation of the KMS model")
+            continue
+        members = model.input_members(name)
+        if declaration.dry_run != ("DryRun" in members):
+            problems.append(f"{name}: DryRun declared {declaration.dry_run}, model disagrees")
+        for parameter in declaration.audit_parameters:
+            if parameter not in members:
+                problems.append(f"{name}: audit parameter {parameter} is not a request member")
+            elif model.may_hold_secret(members[parameter]):
+                problems.append(f"{name}: audit parameter {parameter} may hold a secret")
+        if declaration.implemented and name not in handlers:
+            problems.append(f"{name} is declared implemented but has no handler")
+        if not declaration.implemented and name in handlers:
+            problems.append(f"{name} has a handler but is declared not implemented")
+        if name not in STATE_TABLE and declaration.resolve not in (
+            Resolve.ACCOUNT,
+            Resolve.CUSTOM_KEY_STORE,
+        ):
+            problems.append(f"{name} resolves keys but has no row in the key-state table")
+    for name in handlers:
+        if name not in declarations:
+            problems.append(f"handler {name} has no declaration")
+    if problems:
+        raise DeclarationError("; ".join(problems))

@@ -1,0 +1,114 @@
+"""The two protocol endpoints behind the envelope: KMS over AWS JSON 1.1 and the STS subset over
+AWS Query. Each turns a signed request into an answer in its own wire format; neither knows
+HTTP, and neither renders an error any other way than its protocol's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from openkms.audit import AuditFacts
+from openkms.auth.authenticator import Authenticator
+from openkms.auth.sigv4 import SignedRequest
+from openkms.errors import KmsError, KMSInternalException, SerializationException
+from openkms.ops.dispatcher import Dispatcher
+from openkms.protocol import json_protocol, query_protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: bytes
+    content_type: str
+    error_code: str | None = None
+
+
+class Endpoint(Protocol):
+    service: str
+    content_type: str
+
+    def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer: ...
+
+    def error(self, error: KmsError, request_id: str) -> Answer: ...
+
+    def too_large(self, request_id: str) -> Answer: ...
+
+    def internal_error(self, request_id: str) -> Answer: ...
+
+
+class KmsEndpoint:
+    service = "kms"
+    content_type = json_protocol.CONTENT_TYPE
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+
+    def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
+        target = next((v for k, v in signed.headers if k == "x-amz-target"), None)
+        facts.operation = loggable_name((target or "").partition(".")[2])
+        result = self._dispatcher.handle(signed, target, signed.body, facts)
+        return Answer(200, json_protocol.encode_body(result), self.content_type)
+
+    def error(self, error: KmsError, request_id: str) -> Answer:
+        return Answer(
+            error.status, json_protocol.encode_error(error), self.content_type, error.code
+        )
+
+    def too_large(self, request_id: str) -> Answer:
+        return self.error(SerializationException("The request body is too large."), request_id)
+
+    def internal_error(self, request_id: str) -> Answer:
+        return self.error(KMSInternalException("An internal error occurred."), request_id)
+
+
+class StsEndpoint:
+    """GetCallerIdentity, which SDKs and tools call to check their credentials."""
+
+    service = "sts"
+    content_type = query_protocol.CONTENT_TYPE
+    _VERSION = "2011-06-15"
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._authenticator = authenticator
+
+    def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
+        params = query_protocol.decode_parameters(signed.raw_query, signed.body)
+        action = params.get("Action", "")
+        facts.operation = f"sts:{loggable_name(action)}"
+        authenticated = self._authenticator.authenticate(signed, "sts")
+        facts.principal, facts.region = authenticated.principal, authenticated.region
+        version = params.get("Version") or "NO_VERSION_SPECIFIED"
+        if action != "GetCallerIdentity" or version != self._VERSION:
+            message = f"Could not find operation {action} for version {version}"
+            body = query_protocol.error_xml(
+                "InvalidAction", message, facts.request_id, query_protocol.FAULT_NAMESPACE
+            )
+            return Answer(400, body, self.content_type, "InvalidAction")
+        facts.read_only = True
+        principal = authenticated.principal
+        body = query_protocol.caller_identity_xml(
+            principal.arn, principal.user_id, principal.account_id, facts.request_id
+        )
+        return Answer(200, body, self.content_type)
+
+    def error(self, error: KmsError, request_id: str) -> Answer:
+        code, status = query_protocol.query_error(error)
+        body = query_protocol.error_xml(code, error.message or "", request_id)
+        return Answer(status, body, self.content_type, code)
+
+    def too_large(self, request_id: str) -> Answer:
+        body = query_protocol.error_xml(
+            "RequestEntityTooLarge", "The request body is too large.", request_id
+        )
+        return Answer(413, body, self.content_type, "RequestEntityTooLarge")
+
+    def internal_error(self, request_id: str) -> Answer:
+        body = query_protocol.error_xml("InternalFailure", "", request_id)
+        return Answer(500, body, self.content_type, "InternalFailure")
+
+
+def loggable_name(name: str) -> str:
+    """An operation name fit for a log line: letters and digits only, never what a caller
+    chose to write there (no newlines, no forged entries)."""
+    name = name[:64]
+    return name if name.isascii() and name.isalnum() else "-"
