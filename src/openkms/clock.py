@@ -57,8 +57,9 @@ class OffsetFileClock:
         try:
             mtime = self._path.stat().st_mtime_ns
             if mtime != self._mtime:
-                self._mtime = mtime
+                # The offset first: a reader that sees the new mtime must see the new offset.
                 self._offset = float(self._path.read_text().strip() or 0)
+                self._mtime = mtime
         except (OSError, ValueError):
             self._offset = 0.0
         return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self._offset)

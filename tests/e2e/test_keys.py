@@ -789,3 +789,14 @@ def test_a_key_made_in_another_region_carries_that_region(kms, server):
     assert created["KeyId"] in all_key_ids(west)
     assert created["KeyId"] not in all_key_ids(kms)
     fails(kms.describe_key, "NotFoundException", "Invalid arn us-west-2", KeyId=created["Arn"])
+
+
+def test_a_well_formed_multi_region_key_id_that_names_no_key_is_not_found(kms):
+    missing = "mrk-" + uuid.uuid4().hex
+    fails(kms.describe_key, "NotFoundException", not_found(missing), KeyId=missing)
+    fails(kms.describe_key, "NotFoundException", not_found(missing), KeyId=key_arn(missing))
+    fails(kms.encrypt, "NotFoundException", not_found(missing), KeyId=missing, Plaintext=b"x")
+    for malformed in ("mrk-" + uuid.uuid4().hex.upper(), "mrk-" + uuid.uuid4().hex[:31]):
+        fails(
+            kms.describe_key, "NotFoundException", f"Invalid keyId '{malformed}'", KeyId=malformed
+        )

@@ -119,3 +119,26 @@ def test_free_text_with_nul_and_backslashes_round_trips_and_pages(db, tags):
             seen.append(page[0][0])
             after = page[0][0]
         assert sorted(seen) == sorted(tags)
+
+
+def test_committed_changes_reach_listeners_and_rolled_back_ones_do_not(db):
+    from openkms.storage.changes import KeyChanged
+
+    seen: list[set] = []
+    db.add_change_listener(lambda changes: seen.append(set(changes)))
+    _account(db)
+    key = _key()
+    with pytest.raises(DuplicateEntry), db.transaction() as tx:
+        tx.insert_key(key)
+        tx.insert_key(key)
+    assert seen == []
+    with db.transaction() as tx:
+        tx.insert_key(key)
+    assert seen == [{KeyChanged(key.key_id)}]
+    with db.transaction() as tx:
+        tx.set_key_state(key.key_id, "Disabled")
+        assert seen == [{KeyChanged(key.key_id)}], "published before the commit"
+    assert seen[-1] == {KeyChanged(key.key_id)} and len(seen) == 2
+    with db.transaction(readonly=True) as tx:
+        tx.get_key(key.key_id)
+    assert len(seen) == 2, "a read changes nothing"

@@ -13,6 +13,7 @@ outcome, with the facts gathered here, to the audit sink.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -95,10 +96,12 @@ class Dispatcher:
         region: str,
         operation: str,
         body: Mapping[str, Any],
-        facts: AuditFacts,
+        facts: AuditFacts | None = None,
     ) -> dict[str, Any]:
         """One request without HTTP or SigV4 (background jobs with a service principal; the
         in-process test tier). ``body`` is the request as JSON would carry it (blobs base64)."""
+        if facts is None:
+            facts = AuditFacts(str(uuid.uuid4()), "kms", self.services.clock.now())
         if not self.model.has_operation(operation):
             raise UnknownOperationException()
         facts.principal, facts.region, facts.operation = principal, region, operation

@@ -22,7 +22,7 @@ from openkms.keystore import IntegrityError, SoftwareKeyStore
 from openkms.model import ServiceModel, load_kms_model
 from openkms.ops import DECLARATIONS, HANDLERS
 from openkms.ops.context import Services
-from openkms.ops.dispatcher import Dispatcher
+from openkms.ops.dispatcher import DeclarationError, Dispatcher
 from openkms.ops.key_directory import KeyDirectory
 from openkms.seal import RootKey
 from openkms.seal.dev_root_key import open_dev_root_key
@@ -93,9 +93,13 @@ def build_runtime(config: ServerConfig, clock: Clock | None = None) -> Runtime:
         db, root_key, clock, config.region_allowed, cache_seconds=config.cache_seconds
     )
     model = load_kms_model()
-    dispatcher = Dispatcher(
-        model, services, authenticator, OwningAccountAuthorizer(), DECLARATIONS, HANDLERS
-    )
+    try:
+        dispatcher = Dispatcher(
+            model, services, authenticator, OwningAccountAuthorizer(), DECLARATIONS, HANDLERS
+        )
+    except DeclarationError as error:
+        db.dispose()
+        raise StartupError(f"the operation declarations are inconsistent: {error}") from None
     return Runtime(config, model, services, authenticator, dispatcher, LogAuditSink(), credentials)
 
 

@@ -1,0 +1,149 @@
+"""The in-process tier: a real runtime (real SQLite in a tmp dir, the real dispatcher, the
+real key store) driven through ``Dispatcher.invoke``, with no HTTP and no SigV4.
+
+Requests are written as boto3 would send them on the wire: the JSON form, blobs as base64
+strings. ``Kms.call`` does that encoding, so a test passes ``Plaintext=b"..."`` as it would to
+boto3, and gets the handler's result dict back (blobs in it are bytes).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openkms.audit import AuditFacts
+from openkms.clock import ManualClock
+from openkms.errors import KmsError
+from openkms.iam.accounts import ensure_account_with_key
+from openkms.iam.principal import Principal
+from openkms.seal.dev_root_key import open_dev_root_key
+from openkms.server.config import ServerConfig
+from openkms.server.runtime import Runtime, build_runtime
+
+ACCOUNT_ID = "111122223333"
+ACCESS_KEY_ID = "INPROCESSKEY"
+SECRET_ACCESS_KEY = "INPROCESSSECRET"
+OTHER_ACCOUNT_ID = "444455556666"
+OTHER_ACCESS_KEY_ID = "OTHERKEY"
+OTHER_SECRET_ACCESS_KEY = "OTHERSECRET"
+REGION = "us-east-1"
+START = dt.datetime(2025, 1, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def wire(value: Any) -> Any:
+    """``value`` as JSON carries it: bytes become base64 text, at any depth."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {k: wire(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [wire(v) for v in value]
+    return value
+
+
+@dataclass
+class Kms:
+    """One caller of the in-process server: a principal in a region."""
+
+    runtime: Runtime
+    principal: Principal
+    region: str = REGION
+
+    @property
+    def account_id(self) -> str:
+        return self.principal.account_id
+
+    def call(self, operation: str, facts: AuditFacts | None = None, **params: Any) -> dict:
+        return self.runtime.dispatcher.invoke(
+            self.principal, self.region, operation, wire(params), facts
+        )
+
+    def error(self, operation: str, **params: Any) -> KmsError:
+        """The KmsError ``operation`` answers (the test fails if it succeeds)."""
+        with pytest.raises(KmsError) as caught:
+            self.call(operation, **params)
+        return caught.value
+
+    @contextmanager
+    def refused(self, code: str, message: str | None = None) -> Iterator[None]:
+        """``with kms.refused("DisabledException", f"{arn} is disabled."): kms.call(...)``;
+        ``message`` None checks the code only."""
+        with pytest.raises(KmsError) as caught:
+            yield
+        assert_error(caught.value, code, message)
+
+    def create_key(self, **params: Any) -> dict:
+        return self.call("CreateKey", **params)["KeyMetadata"]
+
+    def key_state(self, key_id: str) -> str:
+        return self.call("DescribeKey", KeyId=key_id)["KeyMetadata"]["KeyState"]
+
+
+def assert_error(error: KmsError, code: str, message: str | None = None) -> None:
+    """``error`` has AWS code ``code`` and, unless ``message`` is None, exactly ``message``."""
+    got = (error.code, error.message if message is not None else None)
+    assert got == (code, message), f"expected {code}: {message!r}, got {error.code}: {error.message!r}"
+
+
+def set_state(runtime: Runtime, key_id: str, state: str) -> None:
+    """Put a key straight into ``state`` (the cache forgets it when the transaction commits)."""
+    with runtime.services.db.transaction() as tx:
+        tx.set_key_state(key_id, state)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> ServerConfig:
+    return ServerConfig(
+        data_dir=tmp_path / "data",
+        account_id=ACCOUNT_ID,
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+    )
+
+
+@pytest.fixture
+def runtime(config: ServerConfig, clock: ManualClock) -> Iterator[Runtime]:
+    built = build_runtime(config, clock=clock)
+    yield built
+    built.services.db.dispose()
+
+
+@pytest.fixture
+def kms(runtime: Runtime) -> Kms:
+    """The first account's root user."""
+    return Kms(
+        runtime,
+        Principal(ACCOUNT_ID, f"arn:aws:iam::{ACCOUNT_ID}:root", ACCOUNT_ID, ACCESS_KEY_ID),
+    )
+
+
+@pytest.fixture
+def other_kms(runtime: Runtime, config: ServerConfig, clock: ManualClock) -> Kms:
+    """The root user of a second account on the same server."""
+    # build_runtime keeps the root key inside the key store and the authenticator; open the
+    # same file again, as a second process of the cluster would.
+    root_key = open_dev_root_key(config.effective_root_key_file)
+    issued = ensure_account_with_key(
+        runtime.services.db,
+        root_key,
+        clock,
+        OTHER_ACCOUNT_ID,
+        OTHER_ACCESS_KEY_ID,
+        OTHER_SECRET_ACCESS_KEY,
+    )
+    return Kms(
+        runtime,
+        Principal(issued.account_id, issued.principal_arn, OTHER_ACCOUNT_ID, OTHER_ACCESS_KEY_ID),
+    )
