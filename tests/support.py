@@ -62,9 +62,14 @@ class OpenKmsServer:
         self.log_path = data_dir / f"server-{self.port}.log"
         self.clock_file = data_dir / "clock-offset"
 
+    # "https" for a server started with --tls-cert-file; health checks then verify against
+    # ``health_verify`` (the test's CA file).
+    scheme = "http"
+    health_verify: str | bool = True
+
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
         command = [
@@ -102,7 +107,12 @@ class OpenKmsServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"openkms exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if requests.get(f"{self.endpoint}/healthz", timeout=1).status_code == 200:
+                if (
+                    requests.get(
+                        f"{self.endpoint}/healthz", timeout=1, verify=self.health_verify
+                    ).status_code
+                    == 200
+                ):
                     return self
             except requests.RequestException:
                 pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -58,6 +57,28 @@ def main() -> None:
     help="How long a node trusts cached key metadata written by another node.",
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=256),
+    default=lambda: os.cpu_count() or 1,
+    show_default="the number of CPUs",
+    help="Worker processes serving one port.",
+)
+@click.option(
+    "--tls-cert-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Serve HTTPS with this certificate chain (PEM); needs --tls-key-file.",
+)
+@click.option(
+    "--tls-key-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The private key (PEM) of --tls-cert-file.",
+)
+@click.option(
+    "--insecure-http",
+    is_flag=True,
+    help="Allow plain HTTP on a non-loopback address (AWS requires HTTPS of KMS endpoints).",
+)
 def serve(
     host: str,
     port: int,
@@ -67,21 +88,28 @@ def serve(
     regions: tuple[str, ...],
     cache_seconds: float,
     log_level: str,
+    workers: int,
+    tls_cert_file: Path | None,
+    tls_key_file: Path | None,
+    insecure_http: bool,
 ) -> None:
     """Start the server."""
-    import uvicorn
-
-    from openkms.server.app import create_app
     from openkms.server.runtime import StartupError, build_runtime, config_from_environment
+    from openkms.server.serving import serve as run_server
+    from openkms.server.worker import configure_logging
 
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(log_level)
+    if (tls_cert_file is None) != (tls_key_file is None):
+        raise click.UsageError("--tls-cert-file and --tls-key-file go together")
     if not is_loopback(host):
         raise click.UsageError(
             "with the development root key openkms listens on loopback only "
             f"(127.0.0.1, ::1 or localhost), not {host}"
+        )
+    if not is_loopback(host) and tls_cert_file is None and not insecure_http:
+        raise click.UsageError(
+            f"refusing plain HTTP on {host}: give --tls-cert-file and --tls-key-file, "
+            "or say --insecure-http"
         )
     config = ServerConfig(
         data_dir=data_dir,
@@ -91,6 +119,10 @@ def serve(
         root_key_file=root_key_file,
         regions=frozenset(regions),
         cache_seconds=cache_seconds,
+        workers=workers,
+        tls_cert_file=tls_cert_file,
+        tls_key_file=tls_key_file,
+        insecure_http=insecure_http,
         **config_from_environment(),  # type: ignore[arg-type]
     )
     try:
@@ -99,19 +131,13 @@ def serve(
         raise click.ClickException(str(error)) from None
     _announce(runtime, config)
     runtime.forget_first_secret()
-    uvicorn.run(
-        create_app(runtime),
-        host=host,
-        port=port,
-        log_level=log_level.lower(),
-        access_log=False,
-        server_header=False,
-    )
+    run_server(config, runtime, log_level)
 
 
 def _announce(runtime: object, config: ServerConfig) -> None:
     credentials = getattr(runtime, "first_credentials", None)
-    endpoint = f"http://{config.host}:{config.port}"
+    scheme = "https" if config.tls else "http"
+    endpoint = f"{scheme}://{config.host}:{config.port}"
     out = sys.stdout
     if credentials is not None and credentials.created and config.secret_access_key is None:
         # The one time a secret is shown: the operator has no other way to learn it.
@@ -163,13 +189,17 @@ def create_account(
         new_account_id,
         new_secret_access_key,
     )
-    from openkms.server.runtime import StartupError, open_storage
+    from openkms.server.change_feed import SharedSequence
+    from openkms.server.runtime import CHANGE_SEQUENCE_FILE, StartupError, open_storage
 
     config = ServerConfig(data_dir=data_dir, database_url=database_url, root_key_file=root_key_file)
     try:
         db, root_key = open_storage(config)
     except StartupError as error:
         raise click.ClickException(str(error)) from None
+    # A server on this data directory learns of the new access key at once.
+    shared = SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE)
+    db.add_sequence_listener(shared.advance)
     try:
         issued = ensure_account_with_key(
             db,

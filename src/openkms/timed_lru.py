@@ -47,6 +47,11 @@ class TimedLru(Generic[K, V]):
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._epoch += 1
+            self._entries.clear()
+
     def invalidate(self, key: K) -> None:
         with self._lock:
             self._epoch += 1

@@ -398,7 +398,8 @@ def test_integers_are_checked_against_their_range(number):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.text(max_size=20))
+# "; " separates violations in the message, so a value holding it cannot be told apart.
+@given(st.text(max_size=20).filter(lambda v: "; " not in v))
 def test_enums_accept_exactly_their_members(value):
     allowed = MODEL.shape("DataKeySpec")["enum"]
     body = {"KeyId": KEY, "KeySpec": value}

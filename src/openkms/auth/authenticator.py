@@ -27,7 +27,7 @@ from openkms.iam.principal import Principal
 from openkms.seal import RootKey
 from openkms.seal.secrets import unwrap_secret
 from openkms.storage import Database
-from openkms.storage.changes import AccessKeyChanged, Change
+from openkms.storage.changes import AccessKeyChanged, Change, EverythingChanged
 from openkms.timed_lru import TimedLru
 
 _INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105
@@ -62,6 +62,9 @@ class Authenticator:
         for change in changes:
             if isinstance(change, AccessKeyChanged):
                 self._principals.invalidate(change.access_key_id)
+            elif isinstance(change, EverythingChanged):
+                self._principals.clear()
+                self._signing_keys.clear()
 
     def authenticate(self, request: SignedRequest, service: str) -> Authenticated:
         auth = parse_authorization(request)

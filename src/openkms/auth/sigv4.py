@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import hashlib
 import hmac
 import re
@@ -32,6 +33,8 @@ _BAD_SIGNATURE = (
     "for details."
 )
 _SPACES = re.compile(r"\s+")
+# A value _SPACES would change: a run of two whitespace characters, or one that is not " ".
+_FOLDABLE = re.compile(r"\s\s|[^\S ]")
 # Even a server that serves "any" region serves only names shaped like AWS's (us-east-1,
 # us-gov-west-1, and "local" for development): lowercase letters, digits and inner hyphens, at
 # most 32 characters. A region is part of every ARN and of the keys' storage.
@@ -147,14 +150,22 @@ def check_scope(
         raise InvalidSignatureException("".join(problems))
 
 
-def check_clock_skew(auth: AuthorizationHeader, now: dt.datetime) -> None:
+@functools.lru_cache(maxsize=256)
+def _parse_amz_date(text: str) -> dt.datetime | None:
+    # Requests signed in the same second share their date: parse each once.
     try:
-        signed_at = dt.datetime.strptime(auth.amz_date, _AMZ_DATE).replace(tzinfo=dt.UTC)
+        return dt.datetime.strptime(text, _AMZ_DATE).replace(tzinfo=dt.UTC)
     except ValueError:
+        return None
+
+
+def check_clock_skew(auth: AuthorizationHeader, now: dt.datetime) -> None:
+    signed_at = _parse_amz_date(auth.amz_date)
+    if signed_at is None:
         raise IncompleteSignatureException(
             f"Date must be in ISO-8601 'basic format'. Got '{auth.amz_date}'. See "
             "http://en.wikipedia.org/wiki/ISO_8601"
-        ) from None
+        )
     now = now.astimezone(dt.UTC).replace(microsecond=0)
     if signed_at < now - MAX_SKEW:
         raise InvalidSignatureException(
@@ -197,9 +208,14 @@ def string_to_sign(request: SignedRequest, auth: AuthorizationHeader) -> str:
 
 def canonical_request(request: SignedRequest, signed_headers: Iterable[str]) -> str:
     names = list(signed_headers)
+    wanted = set(names)
     grouped: dict[str, list[str]] = {}
     for name, value in request.headers:
-        grouped.setdefault(name, []).append(_SPACES.sub(" ", value.strip()))
+        if name in wanted:
+            value = value.strip()
+            if _FOLDABLE.search(value) is not None:
+                value = _SPACES.sub(" ", value)
+            grouped.setdefault(name, []).append(value)
     header_lines = "".join(f"{name}:{','.join(grouped.get(name, []))}\n" for name in names)
     return "\n".join(
         [
@@ -216,6 +232,8 @@ def canonical_request(request: SignedRequest, signed_headers: Iterable[str]) -> 
 def _canonical_path(raw_path: str) -> str:
     # Services other than S3 sign the normalised (RFC 3986 dot segments removed, empty
     # segments dropped), URI-encoded form of the already encoded path.
+    if raw_path == "/":
+        return raw_path
     return quote(_normalised_path(raw_path), safe="/~")
 
 

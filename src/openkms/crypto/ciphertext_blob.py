@@ -15,6 +15,7 @@ GCM associated data), so changing any byte of the blob or of the context fails t
 
 from __future__ import annotations
 
+import functools
 import struct
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ NONCE_SIZE = 32
 TAG_SIZE = 16
 _HEADER = struct.Struct(">B16sI32s")
 HEADER_SIZE = _HEADER.size
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_id_bytes(key_id: str) -> bytes:
+    return uuid.UUID(key_id).bytes
 
 
 class MalformedBlob(ValueError):
@@ -40,7 +46,7 @@ class CiphertextBlob:
     @property
     def header(self) -> bytes:
         return _HEADER.pack(
-            FORMAT_VERSION, uuid.UUID(self.key_id).bytes, self.material_version, self.nonce
+            FORMAT_VERSION, _key_id_bytes(self.key_id), self.material_version, self.nonce
         )
 
     def associated_data(self, canonical_context: bytes) -> bytes:
@@ -51,7 +57,7 @@ class CiphertextBlob:
 
     @classmethod
     def header_for(cls, key_id: str, material_version: int, nonce: bytes) -> bytes:
-        return _HEADER.pack(FORMAT_VERSION, uuid.UUID(key_id).bytes, material_version, nonce)
+        return _HEADER.pack(FORMAT_VERSION, _key_id_bytes(key_id), material_version, nonce)
 
     @classmethod
     def parse(cls, data: bytes) -> CiphertextBlob:

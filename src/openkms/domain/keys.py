@@ -8,10 +8,13 @@ business: the repository records each change and the database publishes it on co
 
 from __future__ import annotations
 
-from openkms.domain.key_states import check_state, check_transition
+from openkms.domain.key_states import KeyState, check_state, check_transition
 from openkms.errors import NotFoundException
 from openkms.storage import Database, KeyRecord
 from openkms.storage.repository import Transaction
+
+# Operations that succeed on an Unavailable key without changing its state (AWS's footnote 12).
+_WHILE_UNAVAILABLE = frozenset({"EnableKey", "DisableKey"})
 
 
 def locked_key(tx: Transaction, key_id: str, operation: str) -> KeyRecord:
@@ -28,6 +31,10 @@ def change_key_state(db: Database, key_id: str, operation: str, target: str) -> 
     """Move a key to ``target`` for ``operation`` (EnableKey, DisableKey, a deletion job, …)."""
     with db.transaction() as tx:
         record = locked_key(tx, key_id, operation)
+        if record.key_state == KeyState.UNAVAILABLE and operation in _WHILE_UNAVAILABLE:
+            # AWS: the call succeeds, but the key stays Unavailable until its custom key
+            # store is connected again.
+            return record
         check_transition(record.key_state, target)
         if record.key_state != target:
             tx.set_key_state(key_id, target)

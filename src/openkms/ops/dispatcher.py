@@ -71,6 +71,16 @@ class Dispatcher:
         self.authorizer = authorizer
         self._declarations = dict(declarations)
         self._handlers = dict(handlers)
+        # X-Amz-Target values of operations that only read: they may first try to run on
+        # the event loop (openkms.storage.blocking); writes go straight to a worker thread.
+        self._inline_targets = frozenset(
+            f"{model.target_prefix}.{name}".encode()
+            for name, declaration in declarations.items()
+            if declaration.read_only and declaration.implemented and name in handlers
+        )
+
+    def may_run_inline(self, target: bytes | None) -> bool:
+        return target in self._inline_targets
 
     # -- entry points ---------------------------------------------------------------------
 

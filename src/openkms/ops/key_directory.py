@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from openkms.storage import Database, KeyRecord, MaterialRecord
-from openkms.storage.changes import AliasChanged, Change, KeyChanged
+from openkms.storage.changes import AliasChanged, Change, EverythingChanged, KeyChanged
 from openkms.timed_lru import TimedLru
 
 # Unknown keys and aliases are remembered only briefly: one made on another node appears soon.
@@ -44,6 +44,9 @@ class KeyDirectory:
                 self.invalidate_key(change.key_id)
             elif isinstance(change, AliasChanged):
                 self.invalidate_alias(change.account_id, change.region, change.alias_name)
+            elif isinstance(change, EverythingChanged):
+                self._keys.clear()
+                self._aliases.clear()
 
     def get(self, key_id: str) -> LoadedKey | None:
         found, cached = self._keys.get(key_id)

@@ -9,7 +9,6 @@ key policy admits only the owning account). Resolution never decides who may do 
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from openkms.crypto.ciphertext_blob import CiphertextBlob, MalformedBlob
@@ -30,18 +29,15 @@ _RESERVED_ALIAS_PREFIX = "alias/aws/"
 # What an alias name can be (AliasNameType's pattern): anything else names nothing, and is
 # never sent to the database (nor is an account id that is not one).
 _ALIAS_NAME = re.compile(r"alias/[a-zA-Z0-9:/_-]{1,250}", re.ASCII)
-# Multi-Region key ids: "mrk-" and 32 lower-case hex digits.
-_MRK_ID = re.compile(r"mrk-[0-9a-f]{32}", re.ASCII)
+# A key id as KMS writes it: a lower-case, dashed UUID (exactly what str(uuid.UUID) prints),
+# or a multi-Region key id, "mrk-" and 32 lower-case hex digits.
+_KEY_ID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}", re.ASCII
+)
 
 
 def is_key_id(text: str) -> bool:
-    """A key id as KMS writes it: a lower-case, dashed UUID, or a multi-Region key id."""
-    if text.startswith("mrk-"):
-        return _MRK_ID.fullmatch(text) is not None
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
+    return _KEY_ID.fullmatch(text) is not None
 
 
 def resolve(

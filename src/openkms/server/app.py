@@ -5,19 +5,24 @@ every answer, a bounded body, only POST runs an operation, one header of each ki
 decides what runs, errors rendered in the protocol's shape, and one audit event per request
 (handed to the ``AuditSink`` with the facts the dispatcher gathered). The protocol endpoints
 below it know nothing of HTTP; the dispatcher knows nothing of protocols.
+
+Read-only KMS requests run first on the event loop with database access forbidden: a warm
+Encrypt or Decrypt is answered without a thread hop. One that needs the database after all
+(``WouldBlock``, raised before any I/O) runs again on a worker thread, as do writes and STS.
+
+The application is plain ASGI: a framework's routing and middleware would cost more per
+request than the three routes here need.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import uuid
-
-from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from openkms.audit import AuditFacts
 from openkms.auth.sigv4 import SignedRequest
@@ -25,121 +30,185 @@ from openkms.errors import IncompleteSignatureException, KmsError, UnknownOperat
 from openkms.protocol import json_protocol
 from openkms.server.endpoints import Answer, Endpoint, KmsEndpoint, StsEndpoint
 from openkms.server.runtime import Runtime
+from openkms.storage.blocking import WouldBlock, forbid_blocking
 
 log = logging.getLogger("openkms.requests")
 
-REQUEST_ID_HEADER = "x-amzn-RequestId"
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_QUERY_CONTENT_TYPE = b"application/x-www-form-urlencoded"
+_JSON = json_protocol.CONTENT_TYPE.encode()
+_UNKNOWN_OPERATION = json_protocol.encode_error(UnknownOperationException())
+_HEALTHY = b'{"status": "ok"}'
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-def create_app(runtime: Runtime) -> Starlette:
-    kms = KmsEndpoint(runtime.dispatcher)
-    sts = StsEndpoint(runtime.authenticator)
+class ClientDisconnect(Exception):
+    pass
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
 
-    async def api(request: Request) -> Response:
-        endpoint: Endpoint = sts if _is_query_request(request) else kms
-        return await _envelope(runtime, endpoint, request)
+class OpenKmsApp:
+    """``POST /`` (KMS and STS), ``GET /healthz``; anything else an AWS-shaped 404/405."""
 
-    async def not_routed(request: Request, exc: Exception) -> Response:
-        # Other paths and methods (GET and HEAD included: they never run an operation) get an
-        # AWS-shaped answer too, never a framework page.
-        status = exc.status_code if isinstance(exc, HTTPException) else 404
-        response = Response(
-            json_protocol.encode_error(UnknownOperationException()),
-            status_code=status,
-            media_type=json_protocol.CONTENT_TYPE,
+    def __init__(self, runtime: Runtime, io_threads: int = 32) -> None:
+        self.runtime = runtime
+        self._kms = KmsEndpoint(runtime.dispatcher)
+        self._sts = StsEndpoint(runtime.authenticator)
+        # The database pool has as many connections as there are threads to use them.
+        self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="openkms-io")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/":
+            if method == "POST":
+                await self._api(scope, receive, send)
+            else:
+                # GET and HEAD too: they never run an operation.
+                await _respond(send, 405, _UNKNOWN_OPERATION, _JSON, _new_request_id())
+        elif path == "/healthz" and method in ("GET", "HEAD"):
+            await _respond(send, 200, _HEALTHY, b"application/json", None)
+        else:
+            await _respond(send, 404, _UNKNOWN_OPERATION, _JSON, _new_request_id())
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.runtime.changes.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.runtime.changes.stop()
+                self._executor.shutdown(wait=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        runtime = self.runtime
+        request_id = _new_request_id()
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        content_type = _header(headers, b"content-type") or b""
+        target = _header(headers, b"x-amz-target")
+        is_query = target is None and content_type.startswith(_QUERY_CONTENT_TYPE)
+        endpoint: Endpoint = self._sts if is_query else self._kms
+        client = scope.get("client")
+        user_agent = _header(headers, b"user-agent")
+        facts = AuditFacts(
+            request_id=request_id,
+            service=endpoint.service,
+            event_time=runtime.services.clock.now(),
+            source_address=client[0] if client else None,
+            user_agent=user_agent.decode("latin-1") if user_agent else None,
         )
-        response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
-        return response
+        error_code: str | None = None
+        try:
+            _refuse_repeated_headers(headers)
+            body = await _read_body(headers, receive, runtime.config.max_body_bytes)
+            signed = _signed_request(scope, body)
+            answer = await self._run(endpoint, signed, facts, target)
+        except KmsError as error:
+            error_code = error.code
+            answer = endpoint.error(error, request_id)
+        except BodyTooLarge:
+            error_code = "RequestTooLarge"
+            answer = endpoint.too_large(request_id)
+        except ClientDisconnect:
+            # The client went away mid-body: nobody is left to answer, and it is not our fault.
+            runtime.audit.record(facts.outcome(400, "ClientDisconnected"))
+            return
+        except Exception:
+            # The traceback names code, not data: no request values are in it.
+            log.exception("request %s (%s) failed unexpectedly", request_id, facts.operation)
+            error_code = "InternalFailure"
+            answer = endpoint.internal_error(request_id)
+        runtime.audit.record(facts.outcome(answer.status, error_code or answer.error_code))
+        await _respond(send, answer.status, answer.body, answer.content_type.encode(), request_id)
 
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/", api, methods=["POST"]),
-    ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_routed})
-
-
-def _is_query_request(request: Request) -> bool:
-    if request.headers.get("x-amz-target") is not None:
-        return False
-    return request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
-
-
-async def _envelope(runtime: Runtime, endpoint: Endpoint, request: Request) -> Response:
-    request_id = str(uuid.uuid4())
-    client = request.client
-    facts = AuditFacts(
-        request_id=request_id,
-        service=endpoint.service,
-        event_time=runtime.services.clock.now(),
-        source_address=client.host if client else None,
-        user_agent=request.headers.get("user-agent"),
-    )
-    answer: Answer | None = None
-    error_code: str | None = None
-    try:
-        _refuse_repeated_headers(request)
-        body = await _read_body(request, runtime.config.max_body_bytes)
-        answer = await run_in_threadpool(endpoint.handle, _signed_request(request, body), facts)
-    except KmsError as error:
-        error_code = error.code
-        answer = endpoint.error(error, request_id)
-    except BodyTooLarge:
-        error_code = "RequestTooLarge"
-        answer = endpoint.too_large(request_id)
-    except ClientDisconnect:
-        # The client went away mid-body: nobody is left to answer, and it is not our fault.
-        error_code = "ClientDisconnected"
-        answer = Answer(400, b"", endpoint.content_type)
-    except Exception:
-        # The traceback names code, not data: no request values are in it.
-        log.exception("request %s (%s) failed unexpectedly", request_id, facts.operation)
-        error_code = "InternalFailure"
-        answer = endpoint.internal_error(request_id)
-    if error_code is None:
-        error_code = answer.error_code
-    runtime.audit.record(facts.outcome(answer.status, error_code))
-    response = Response(answer.body, status_code=answer.status, media_type=answer.content_type)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    return response
+    async def _run(
+        self, endpoint: Endpoint, signed: SignedRequest, facts: AuditFacts, target: bytes | None
+    ) -> Answer:
+        loop = asyncio.get_running_loop()
+        changes = self.runtime.changes
+        if changes.is_behind():
+            # Another worker of this node committed a change: apply it before answering.
+            await loop.run_in_executor(self._executor, changes.catch_up)
+        if endpoint is self._kms and self.runtime.dispatcher.may_run_inline(target):
+            try:
+                with forbid_blocking():
+                    return endpoint.handle(signed, facts)
+            except WouldBlock:
+                pass  # nothing was read or written yet: run it again where blocking is fine
+        return await loop.run_in_executor(
+            self._executor, functools.partial(endpoint.handle, signed, facts)
+        )
 
 
-def _refuse_repeated_headers(request: Request) -> None:
+def create_app(runtime: Runtime) -> OpenKmsApp:
+    return OpenKmsApp(runtime)
+
+
+def _new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _refuse_repeated_headers(headers: list[tuple[bytes, bytes]]) -> None:
     """Headers that decide who is calling and what runs must appear once: first-one-wins
     would let a proxy and openkms disagree about the request."""
-    if len(request.headers.getlist("authorization")) > 1:
+    authorizations = targets = 0
+    for key, _ in headers:
+        if key == b"authorization":
+            authorizations += 1
+        elif key == b"x-amz-target":
+            targets += 1
+    if authorizations > 1:
         raise IncompleteSignatureException(
             "The request must have exactly one Authorization header."
         )
-    if len(request.headers.getlist("x-amz-target")) > 1:
+    if targets > 1:
         raise UnknownOperationException()
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_body(headers: list[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes:
+    declared = _header(headers, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge()
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge()
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def _signed_request(request: Request, body: bytes) -> SignedRequest:
-    scope = request.scope
+def _signed_request(scope: Scope, body: bytes) -> SignedRequest:
     raw_path = scope.get("raw_path") or scope["path"].encode()
     return SignedRequest(
-        method=request.method,
+        method=scope["method"],
         raw_path=raw_path.decode("latin-1").split("?", 1)[0],
         raw_query=scope.get("query_string", b"").decode("latin-1"),
         # Values keep their exact bytes (UTF-8, or escaped) so the signature hashes what
@@ -150,3 +219,13 @@ def _signed_request(request: Request, body: bytes) -> SignedRequest:
         ],
         body=body,
     )
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes, request_id: str | None
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if request_id is not None:
+        headers.append((b"x-amzn-requestid", request_id.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

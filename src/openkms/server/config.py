@@ -24,6 +24,16 @@ class ServerConfig:
     # Never printed: repr leaves it out.
     secret_access_key: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1024 * 1024
+    workers: int = 1
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    insecure_http: bool = False
+    # Seconds an idle keep-alive connection is kept open.
+    keep_alive_seconds: float = 5.0
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     @property
     def effective_database_url(self) -> str:

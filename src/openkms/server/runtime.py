@@ -27,6 +27,7 @@ from openkms.ops.key_directory import KeyDirectory
 from openkms.seal import RootKey
 from openkms.seal.dev_root_key import open_dev_root_key
 from openkms.seal.secrets import unwrap_secret, wrap_secret
+from openkms.server.change_feed import ChangeFollower, SharedSequence
 from openkms.server.config import ServerConfig
 from openkms.storage import Database, open_database
 from openkms.storage.repository import Transaction
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 _ROOT_CHECK = "root-key-check"
 _ROOT_CHECK_VALUE = b"openkms root key check"
 _FIRST_ACCOUNT = "first-account"
+# The node's shared change-log counter (openkms.server.change_feed), in the data directory.
+CHANGE_SEQUENCE_FILE = "changes.seq"
 
 
 class StartupError(RuntimeError):
@@ -50,6 +53,7 @@ class Runtime:
     authenticator: Authenticator
     dispatcher: Dispatcher
     audit: AuditSink
+    changes: ChangeFollower
     first_credentials: IssuedCredentials | None
 
     def forget_first_secret(self) -> None:
@@ -58,8 +62,8 @@ class Runtime:
             self.first_credentials = self.first_credentials.without_secret()
 
 
-def open_storage(config: ServerConfig) -> tuple[Database, RootKey]:
-    """The migrated database and the root of trust that matches it."""
+def open_storage(config: ServerConfig, migrate: bool = True) -> tuple[Database, RootKey]:
+    """The (migrated) database and the root of trust that matches it."""
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         root_key = open_dev_root_key(config.effective_root_key_file)
@@ -67,7 +71,8 @@ def open_storage(config: ServerConfig) -> tuple[Database, RootKey]:
         raise StartupError(f"cannot load the root key: {error}") from None
     try:
         db = open_database(config.effective_database_url)
-        db.migrate()
+        if migrate:
+            db.migrate()
     except Exception as error:  # any failure to open storage stops start-up, with its reason
         raise StartupError(f"cannot open the database: {type(error).__name__}: {error}") from None
     with db.transaction() as tx:
@@ -76,13 +81,17 @@ def open_storage(config: ServerConfig) -> tuple[Database, RootKey]:
     return db, root_key
 
 
-def build_runtime(config: ServerConfig, clock: Clock | None = None) -> Runtime:
+def build_runtime(
+    config: ServerConfig, clock: Clock | None = None, first_start: bool = True
+) -> Runtime:
+    """Everything a server process needs. ``first_start`` runs the once-per-start work
+    (migrations, the first account); worker processes of a started server skip it."""
     if clock is None:
         clock = clock_from_environment()
-        if os.environ.get("OPENKMS_CLOCK_FILE"):
+        if first_start and os.environ.get("OPENKMS_CLOCK_FILE"):
             log.warning("OPENKMS_CLOCK_FILE is set: the clock is shifted (for tests only)")
-    db, root_key = open_storage(config)
-    credentials = _first_account(config, db, root_key, clock)
+    db, root_key = open_storage(config, migrate=first_start)
+    credentials = _first_account(config, db, root_key, clock) if first_start else None
     services = Services(
         db=db,
         keystore=SoftwareKeyStore(root_key),
@@ -100,7 +109,10 @@ def build_runtime(config: ServerConfig, clock: Clock | None = None) -> Runtime:
     except DeclarationError as error:
         db.dispose()
         raise StartupError(f"the operation declarations are inconsistent: {error}") from None
-    return Runtime(config, model, services, authenticator, dispatcher, LogAuditSink(), credentials)
+    changes = ChangeFollower(db, SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE))
+    return Runtime(
+        config, model, services, authenticator, dispatcher, LogAuditSink(), changes, credentials
+    )
 
 
 def _check_root_key(tx: Transaction, root_key: RootKey) -> None:

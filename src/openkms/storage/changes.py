@@ -28,5 +28,34 @@ class AccessKeyChanged:
     access_key_id: str
 
 
-Change = KeyChanged | AliasChanged | AccessKeyChanged
+@dataclass(frozen=True, slots=True)
+class EverythingChanged:
+    """A follower fell too far behind the change log: forget everything cached."""
+
+
+Change = KeyChanged | AliasChanged | AccessKeyChanged | EverythingChanged
 ChangeListener = Callable[[Iterable[Change]], None]
+
+_SEPARATOR = "|"  # never in an account id, a region or an alias name
+
+
+def encode_change(change: Change) -> tuple[str, str]:
+    """(kind, ident) as the change log stores it."""
+    if isinstance(change, KeyChanged):
+        return "key", change.key_id
+    if isinstance(change, AliasChanged):
+        return "alias", _SEPARATOR.join((change.account_id, change.region, change.alias_name))
+    if isinstance(change, AccessKeyChanged):
+        return "access_key", change.access_key_id
+    raise ValueError("EverythingChanged is never logged")
+
+
+def decode_change(kind: str, ident: str) -> Change:
+    if kind == "key":
+        return KeyChanged(ident)
+    if kind == "alias":
+        account_id, region, alias_name = ident.split(_SEPARATOR, 2)
+        return AliasChanged(account_id, region, alias_name)
+    if kind == "access_key":
+        return AccessKeyChanged(ident)
+    return EverythingChanged()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine, make_url
 
-from openkms.storage.changes import ChangeListener
+from openkms.storage.blocking import check_may_block
+from openkms.storage.changes import Change, ChangeListener
 from openkms.storage.errors import DuplicateEntry, StorageError, StorageUnavailable
 from openkms.storage.repository import Transaction
 
@@ -34,14 +36,26 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._listeners: list[ChangeListener] = []
+        self._sequence_listeners: list[Callable[[int], None]] = []
 
     def __repr__(self) -> str:
         # The URL may hold a password.
         return f"Database({self.dialect})"
 
     def add_change_listener(self, listener: ChangeListener) -> None:
-        """Call ``listener`` with what each committed transaction changed."""
+        """Call ``listener`` with what each committed transaction changed (and with what
+        other processes changed, as the change feed follower finds it)."""
         self._listeners.append(listener)
+
+    def add_sequence_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener`` with the change-log sequence number of each committed change."""
+        self._sequence_listeners.append(listener)
+
+    def publish(self, changes: Iterable[Change]) -> None:
+        """Hand changes found in the change log to this process's listeners."""
+        changes = list(changes)
+        for listener in self._listeners:
+            listener(changes)
 
     @property
     def dialect(self) -> str:
@@ -67,8 +81,11 @@ class Database:
         """One atomic unit of work: all of it commits, or none of it does.
 
         ``readonly`` transactions only read; on SQLite they do not take the write lock, so
-        they run beside a writer instead of queueing behind it.
+        they run beside a writer instead of queueing behind it. On the event loop a
+        transaction is refused (``WouldBlock``) before it starts.
         """
+        check_may_block()
+        last_seq = 0
         with _translated_errors():
             with self.engine.connect() as connection:
                 if readonly:
@@ -76,10 +93,14 @@ class Database:
                 with connection.begin():
                     tx = Transaction(connection)
                     yield tx
+                    if tx.changes:
+                        last_seq = tx.log_changes(dt.datetime.now(dt.UTC))
             changes = tx.changes
         if changes:
             for listener in self._listeners:
                 listener(changes)
+            for sequence_listener in self._sequence_listeners:
+                sequence_listener(last_seq)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from openkms.storage import schema
-from openkms.storage.changes import AccessKeyChanged, AliasChanged, Change, KeyChanged
+from openkms.storage.changes import (
+    AccessKeyChanged,
+    AliasChanged,
+    Change,
+    KeyChanged,
+    decode_change,
+    encode_change,
+)
 from openkms.storage.records import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord
 
-# Any fixed 64-bit number, distinct from the migration lock's.
+# Any fixed 64-bit numbers, distinct from the migration lock's.
 _STARTUP_LOCK_ID = 0x6F70656E6B6D7301
+_CHANGE_LOG_LOCK_ID = 0x6F70656E6B6D7302
+
+
+def change_channel(schema: str) -> str:
+    """The NOTIFY channel of one openkms database (schema): nodes of another deployment that
+    share the PostgreSQL database are not woken."""
+    return "openkms_changes_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
 # Statements bind at most this many values at once (PostgreSQL allows 65535 in all).
 _CHUNK = 500
 
@@ -31,6 +48,56 @@ class Transaction:
             self.connection.execute(
                 text("SELECT pg_advisory_xact_lock(:id)"), {"id": _STARTUP_LOCK_ID}
             )
+
+    # -- the change log ---------------------------------------------------------------
+
+    def log_changes(self, when: Any) -> int:
+        """Append this transaction's changes to the change log; the sequence number of the
+        last. On PostgreSQL writers append one at a time (so sequence order is commit order:
+        a follower that has seen N has seen everything before N) and a NOTIFY, sent on
+        commit, wakes the other nodes."""
+        postgres = self.connection.dialect.name == "postgresql"
+        if postgres:
+            self.connection.execute(
+                text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CHANGE_LOG_LOCK_ID}
+            )
+        rows = [
+            {"kind": kind, "ident": ident, "created_at": when}
+            for kind, ident in sorted(encode_change(c) for c in self.changes)
+        ]
+        self.connection.execute(insert(schema.change_log), rows)
+        last = int(self.connection.execute(select(func.max(schema.change_log.c.seq))).scalar_one())
+        if postgres:
+            self.connection.execute(
+                text(
+                    "SELECT pg_notify(:prefix || encode(sha256(current_schema()::bytea), 'hex')"
+                    "::varchar(16), :seq)"
+                ),
+                {"prefix": "openkms_changes_", "seq": str(last)},
+            )
+        return last
+
+    def changes_after(self, seq: int, limit: int) -> list[tuple[int, Change]]:
+        table = schema.change_log
+        rows = self.connection.execute(
+            select(table.c.seq, table.c.kind, table.c.ident)
+            .where(table.c.seq > seq)
+            .order_by(table.c.seq)
+            .limit(limit)
+        )
+        return [(int(row[0]), decode_change(row[1], row[2])) for row in rows]
+
+    def change_log_bounds(self) -> tuple[int, int]:
+        """(lowest, highest) sequence number still logged; (0, 0) when empty."""
+        table = schema.change_log
+        low, high = self.connection.execute(
+            select(func.min(table.c.seq), func.max(table.c.seq))
+        ).one()
+        return int(low or 0), int(high or 0)
+
+    def prune_change_log(self, before: Any) -> None:
+        table = schema.change_log
+        self.connection.execute(delete(table).where(table.c.created_at < before))
 
     # -- settings ---------------------------------------------------------------------
 

@@ -151,3 +151,14 @@ key_tags = Table(
     Column("tag_key", NulSafeText, primary_key=True),
     Column("tag_value", NulSafeText, nullable=False),
 )
+
+# Committed changes in commit order: the change feed every process follows (revision 0003).
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("ident", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)

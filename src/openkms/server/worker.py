@@ -1,0 +1,61 @@
+"""Worker processes of ``openkms serve --workers N``.
+
+The parent does the once-per-start work (migrations, the first account) and then starts the
+workers; each worker imports ``create_worker_app`` afresh (processes are spawned, never forked
+from a process holding database connections or threads) and builds its own runtime from the
+configuration the parent put in its environment. Secrets are not in it: a worker needs none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from openkms.server.app import OpenKmsApp, create_app
+from openkms.server.config import ServerConfig
+from openkms.server.runtime import build_runtime
+
+WORKER_CONFIG_ENV = "OPENKMS_WORKER_CONFIG"
+
+
+def worker_environment(config: ServerConfig, log_level: str) -> str:
+    return json.dumps(
+        {
+            "data_dir": str(config.data_dir),
+            "host": config.host,
+            "port": config.port,
+            "database_url": config.database_url,
+            "root_key_file": str(config.root_key_file) if config.root_key_file else None,
+            "regions": sorted(config.regions),
+            "cache_seconds": config.cache_seconds,
+            "max_body_bytes": config.max_body_bytes,
+            "workers": config.workers,
+            "log_level": log_level,
+        }
+    )
+
+
+def create_worker_app() -> OpenKmsApp:
+    values = json.loads(os.environ[WORKER_CONFIG_ENV])
+    configure_logging(values.pop("log_level"))
+    config = ServerConfig(
+        data_dir=Path(values["data_dir"]),
+        host=values["host"],
+        port=values["port"],
+        database_url=values["database_url"],
+        root_key_file=Path(values["root_key_file"]) if values["root_key_file"] else None,
+        regions=frozenset(values["regions"]),
+        cache_seconds=values["cache_seconds"],
+        max_body_bytes=values["max_body_bytes"],
+        workers=values["workers"],
+    )
+    return create_app(build_runtime(config, first_start=False))
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -1,0 +1,32 @@
+"""The change log: every committed change to keys, aliases and access keys, in commit order,
+so every worker process and every node can drop what it cached (the change feed).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from openkms.storage.schema import UTCDateTime
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "change_log",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("ident", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_change_log_created_at", "change_log", ["created_at"])
+
+
+def downgrade() -> None:
+    op.drop_table("change_log")

@@ -1,0 +1,281 @@
+"""Serving as users run it: several worker processes on one port, a change made through one
+honoured by the others at once, HTTPS with a CA of the test's own, and a SIGTERM that lets
+requests in flight finish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+import signal
+import ssl
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.support import ACCESS_KEY_ID, CLIENT_CONFIG, REGION, SECRET_ACCESS_KEY, OpenKmsServer
+
+_LOG_LINE = re.compile(r"\[(\d+)\] openkms\.requests (\S+) (\S+) (\d+) (\S+)")
+
+
+def _fresh_connection_client(server: OpenKmsServer):  # noqa: ANN202 - a boto3 client
+    """A client whose every request opens a new connection, so the kernel spreads requests
+    over the worker processes."""
+    from botocore.config import Config
+
+    config = CLIENT_CONFIG.merge(Config(max_pool_connections=1, tcp_keepalive=False))
+    session = boto3.session.Session()
+    client = session.client(
+        "kms",
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=config,
+    )
+    client.meta.events.register(
+        "before-send.kms", lambda request, **_: request.headers.__setitem__("Connection", "close")
+    )
+    return client
+
+
+def _workers_that_answered(server: OpenKmsServer, request_ids: set[str]) -> set[str]:
+    deadline = time.monotonic() + 5
+    while True:
+        found = {
+            m.group(1): m.group(2)
+            for m in _LOG_LINE.finditer(server.log())
+            if m.group(2) in request_ids
+        }
+        if len(found) >= len(request_ids) or time.monotonic() > deadline:
+            return set(found)
+        time.sleep(0.05)
+
+
+def test_a_key_disabled_through_one_worker_is_refused_by_every_other_at_once(own_server):
+    own_server.extra_args = ["--workers", "2"]
+    own_server.start()
+    kms = _fresh_connection_client(own_server)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    # Warm both workers' caches with the key while it is enabled.
+    warmed = {
+        kms.encrypt(KeyId=key_id, Plaintext=b"x")["ResponseMetadata"]["RequestId"]
+        for _ in range(30)
+    }
+    assert len(_workers_that_answered(own_server, warmed)) == 2, "both workers served"
+
+    kms.disable_key(KeyId=key_id)
+    refused = set()
+    for _ in range(30):  # no waiting: the very next request, whichever worker takes it
+        with pytest.raises(ClientError) as error:
+            kms.encrypt(KeyId=key_id, Plaintext=b"x")
+        assert error.value.response["Error"]["Code"] == "DisabledException"
+        refused.add(error.value.response["ResponseMetadata"]["RequestId"])
+    assert len(_workers_that_answered(own_server, refused)) == 2
+
+
+def test_start_up_work_happens_once_with_several_workers(own_server):
+    own_server.extra_args = ["--workers", "2"]
+    own_server.env = {}  # the first account is generated: it must be made exactly once
+    own_server.start()
+    log = own_server.log()
+    assert log.count("created the first account") == 1
+    assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_lets_requests_in_flight_finish_and_exits_0(own_server, workers):
+    own_server.extra_args = ["--workers", workers]
+    own_server.start()
+    key_id = own_server.client().create_key()["KeyMetadata"]["KeyId"]
+    answered: list[str] = []
+    broken: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        kms = _fresh_connection_client(own_server)
+        while not stop.is_set():
+            try:
+                response = kms.encrypt(KeyId=key_id, Plaintext=b"y" * 4096)
+                answered.append(response["ResponseMetadata"]["RequestId"])
+            except Exception as exc:  # noqa: BLE001 - refused connections once it stops
+                broken.append(type(exc).__name__)
+                if stop.is_set() or own_server.process is None:
+                    return
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(answered) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process = own_server.process
+    assert process is not None
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=40)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    own_server.process = None
+    assert code == 0, own_server.log()[-3000:]
+    # Every request the server answered (it logs each answer) reached its client whole.
+    logged_ok = {
+        m.group(2) for m in _LOG_LINE.finditer(own_server.log()) if m.group(3) == "Encrypt"
+    }
+    assert set(answered) <= logged_ok
+    assert logged_ok - set(answered) == set(), "answered by the server, lost on the way"
+
+
+# -- HTTPS -------------------------------------------------------------------------------------
+
+
+def _certificate_authority(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1, made here; returns (ca, cert, key)."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "openkms test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path):  # noqa: ANN201
+    ca, cert, key = _certificate_authority(tmp_path)
+    server = OpenKmsServer(
+        tmp_path / "data",
+        extra_args=["--tls-cert-file", str(cert), "--tls-key-file", str(key)],
+    )
+    server.scheme = "https"
+    server.health_verify = str(ca)
+    server.start()
+    yield server, ca
+    server.stop()
+
+
+def test_boto3_over_https_verifying_the_servers_certificate(tls_server):
+    server, ca = tls_server
+    kms = boto3.session.Session().client(
+        "kms",
+        endpoint_url=server.endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY_ID,
+        aws_secret_access_key=SECRET_ACCESS_KEY,
+        config=CLIENT_CONFIG,
+        verify=str(ca),
+    )
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"over tls")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"over tls"
+    assert server.endpoint.startswith("https://")
+    # A client that does not trust the test CA refuses the server.
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{server.endpoint}/healthz", timeout=5)
+
+
+def _handshake(server: OpenKmsServer, ca: Path, **settings) -> ssl.SSLSocket:  # noqa: ANN003
+    import socket
+
+    context = ssl.create_default_context(cafile=str(ca))
+    for name, value in settings.items():
+        if name == "ciphers":
+            context.set_ciphers(value)
+        else:
+            setattr(context, name, value)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def test_tls_1_2_and_1_3_only_with_forward_secret_ciphers(tls_server):
+    server, ca = tls_server
+    with _handshake(server, ca) as tls:
+        assert tls.version() == "TLSv1.3"
+    with _handshake(server, ca, maximum_version=ssl.TLSVersion.TLSv1_2) as tls:
+        assert tls.version() == "TLSv1.2"
+        assert tls.cipher()[0].startswith("ECDHE-")
+    for old in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _handshake(
+                server,
+                ca,
+                minimum_version=ssl.TLSVersion.MINIMUM_SUPPORTED,
+                maximum_version=old,
+                ciphers="ALL:@SECLEVEL=0",
+            ).close()
+    # TLS 1.2 without ECDHE (static RSA / plain DHE key exchange) is refused.
+    with pytest.raises(ssl.SSLError):
+        _handshake(
+            server,
+            ca,
+            maximum_version=ssl.TLSVersion.TLSv1_2,
+            ciphers="AES256-GCM-SHA384:AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384",
+        ).close()
+
+
+def test_tls_options_go_together(tmp_path: Path):
+    import subprocess
+    import sys
+
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "openkms",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--tls-cert-file",
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "--tls-cert-file and --tls-key-file go together" in result.stderr
