@@ -89,13 +89,46 @@ class Kms:
 def assert_error(error: KmsError, code: str, message: str | None = None) -> None:
     """``error`` has AWS code ``code`` and, unless ``message`` is None, exactly ``message``."""
     got = (error.code, error.message if message is not None else None)
-    assert got == (code, message), f"expected {code}: {message!r}, got {error.code}: {error.message!r}"
+    assert got == (code, message), (
+        f"expected {code}: {message!r}, got {error.code}: {error.message!r}"
+    )
 
 
 def set_state(runtime: Runtime, key_id: str, state: str) -> None:
     """Put a key straight into ``state`` (the cache forgets it when the transaction commits)."""
     with runtime.services.db.transaction() as tx:
         tx.set_key_state(key_id, state)
+
+
+def server_config(data_dir: Path) -> ServerConfig:
+    return ServerConfig(
+        data_dir=data_dir,
+        account_id=ACCOUNT_ID,
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+    )
+
+
+@contextmanager
+def running(config: ServerConfig, clock: ManualClock) -> Iterator[Runtime]:
+    """A real runtime on ``config``, torn down afterwards."""
+    built = build_runtime(config, clock=clock)
+    try:
+        yield built
+    finally:
+        built.changes.stop()  # never started in process; harmless if it was
+        shared = getattr(built.changes, "_shared", None)  # the node's mmap'd change counter
+        if shared is not None:
+            shared.close()
+        built.services.db.dispose()
+
+
+def root_user(runtime: Runtime) -> Kms:
+    """The first account's root user."""
+    return Kms(
+        runtime,
+        Principal(ACCOUNT_ID, f"arn:aws:iam::{ACCOUNT_ID}:root", ACCOUNT_ID, ACCESS_KEY_ID),
+    )
 
 
 @pytest.fixture
@@ -105,40 +138,40 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def config(tmp_path: Path) -> ServerConfig:
-    return ServerConfig(
-        data_dir=tmp_path / "data",
-        account_id=ACCOUNT_ID,
-        access_key_id=ACCESS_KEY_ID,
-        secret_access_key=SECRET_ACCESS_KEY,
-    )
+    return server_config(tmp_path / "data")
 
 
 @pytest.fixture
 def runtime(config: ServerConfig, clock: ManualClock) -> Iterator[Runtime]:
-    built = build_runtime(config, clock=clock)
-    yield built
-    built.services.db.dispose()
+    """A runtime of this test's own."""
+    with running(config, clock) as built:
+        yield built
 
 
 @pytest.fixture
 def kms(runtime: Runtime) -> Kms:
-    """The first account's root user."""
-    return Kms(
-        runtime,
-        Principal(ACCOUNT_ID, f"arn:aws:iam::{ACCOUNT_ID}:root", ACCOUNT_ID, ACCESS_KEY_ID),
-    )
+    """The first account's root user, on this test's own runtime."""
+    return root_user(runtime)
 
 
-@pytest.fixture
-def other_kms(runtime: Runtime, config: ServerConfig, clock: ManualClock) -> Kms:
-    """The root user of a second account on the same server."""
+@pytest.fixture(scope="module")
+def module_kms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kms]:
+    """The first account's root user on one runtime per module, for many small tests that
+    each make their own keys (and so cannot see each other's)."""
+    config = server_config(tmp_path_factory.mktemp("inprocess") / "data")
+    with running(config, ManualClock(START)) as built:
+        yield root_user(built)
+
+
+def other_account_root(runtime: Runtime) -> Kms:
+    """The root user of a second account on the same server (made if new)."""
     # build_runtime keeps the root key inside the key store and the authenticator; open the
     # same file again, as a second process of the cluster would.
-    root_key = open_dev_root_key(config.effective_root_key_file)
+    root_key = open_dev_root_key(runtime.config.effective_root_key_file)
     issued = ensure_account_with_key(
         runtime.services.db,
         root_key,
-        clock,
+        runtime.services.clock,
         OTHER_ACCOUNT_ID,
         OTHER_ACCESS_KEY_ID,
         OTHER_SECRET_ACCESS_KEY,
@@ -147,3 +180,15 @@ def other_kms(runtime: Runtime, config: ServerConfig, clock: ManualClock) -> Kms
         runtime,
         Principal(issued.account_id, issued.principal_arn, OTHER_ACCOUNT_ID, OTHER_ACCESS_KEY_ID),
     )
+
+
+@pytest.fixture
+def other_kms(runtime: Runtime) -> Kms:
+    """The root user of a second account, on this test's own runtime."""
+    return other_account_root(runtime)
+
+
+@pytest.fixture(scope="module")
+def module_other_kms(module_kms: Kms) -> Kms:
+    """The root user of a second account, on the module's runtime."""
+    return other_account_root(module_kms.runtime)
