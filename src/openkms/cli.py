@@ -75,6 +75,28 @@ def main() -> None:
     help="The private key (PEM) of --tls-cert-file.",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(min=16),
+    default=4096,
+    show_default=True,
+    help="Open connections per worker; at the cap the longest-idle one makes room.",
+)
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send a whole request (headers and body).",
+)
+@click.option(
+    "--quota",
+    "quotas",
+    multiple=True,
+    metavar="CLASS=N",
+    help="Requests per second per account and Region for a class: symmetric (default "
+    "10000), rsa (500), ecc (300), management (1000). Repeatable.",
+)
+@click.option(
     "--insecure-http",
     is_flag=True,
     help="Allow plain HTTP on a non-loopback address (AWS requires HTTPS of KMS endpoints).",
@@ -92,13 +114,21 @@ def serve(
     tls_cert_file: Path | None,
     tls_key_file: Path | None,
     insecure_http: bool,
+    quotas: tuple[str, ...],
+    max_connections: int,
+    request_timeout: float,
 ) -> None:
     """Start the server."""
+    from openkms.ops.quotas import parse_quotas
     from openkms.server.runtime import StartupError, build_runtime, config_from_environment
     from openkms.server.serving import serve as run_server
     from openkms.server.worker import configure_logging
 
     configure_logging(log_level)
+    try:
+        quota_settings = parse_quotas(quotas)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     if (tls_cert_file is None) != (tls_key_file is None):
         raise click.UsageError("--tls-cert-file and --tls-key-file go together")
     if not is_loopback(host):
@@ -123,6 +153,9 @@ def serve(
         tls_cert_file=tls_cert_file,
         tls_key_file=tls_key_file,
         insecure_http=insecure_http,
+        quotas=quota_settings,
+        max_connections=max_connections,
+        request_timeout_seconds=request_timeout,
         **config_from_environment(),  # type: ignore[arg-type]
     )
     try:

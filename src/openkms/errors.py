@@ -141,4 +141,11 @@ class UnsupportedOperationException(KmsError):
     pass
 
 
+class ThrottlingException(KmsError):
+    pass
+
+
 DRY_RUN_MESSAGE = "The request would succeed if DryRun wasn't specified."
+THROTTLED_MESSAGE = (
+    "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."
+)

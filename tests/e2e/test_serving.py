@@ -61,32 +61,52 @@ def _workers_that_answered(server: OpenKmsServer, request_ids: set[str]) -> set[
         time.sleep(0.05)
 
 
+def _wait_for_workers(server: OpenKmsServer, count: int) -> None:
+    deadline = time.monotonic() + 30  # healthy once one worker answers; wait for the rest
+    while len(set(re.findall(r"Started server process \[(\d+)\]", server.log()))) < count:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+
+
+def _until_both_workers(server: OpenKmsServer, call) -> set[str]:  # noqa: ANN001
+    """Call until requests answered by two different workers have been seen (the kernel
+    hands new connections to whichever worker wakes first, so it may take a few)."""
+    request_ids: set[str] = set()
+    for _ in range(20):
+        request_ids |= {call() for _ in range(25)}
+        if len(_workers_that_answered(server, request_ids)) == 2:
+            return request_ids
+    raise AssertionError("one worker took every connection")
+
+
 def test_a_key_disabled_through_one_worker_is_refused_by_every_other_at_once(own_server):
     own_server.extra_args = ["--workers", "2"]
     own_server.start()
+    _wait_for_workers(own_server, 2)
     kms = _fresh_connection_client(own_server)
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
-    # Warm both workers' caches with the key while it is enabled.
-    warmed = {
-        kms.encrypt(KeyId=key_id, Plaintext=b"x")["ResponseMetadata"]["RequestId"]
-        for _ in range(30)
-    }
-    assert len(_workers_that_answered(own_server, warmed)) == 2, "both workers served"
+
+    def encrypt() -> str:
+        return kms.encrypt(KeyId=key_id, Plaintext=b"x")["ResponseMetadata"]["RequestId"]
+
+    _until_both_workers(own_server, encrypt)  # both workers' caches hold the enabled key
 
     kms.disable_key(KeyId=key_id)
-    refused = set()
-    for _ in range(30):  # no waiting: the very next request, whichever worker takes it
+
+    def refused() -> str:  # no waiting: the very next request, whichever worker takes it
         with pytest.raises(ClientError) as error:
             kms.encrypt(KeyId=key_id, Plaintext=b"x")
         assert error.value.response["Error"]["Code"] == "DisabledException"
-        refused.add(error.value.response["ResponseMetadata"]["RequestId"])
-    assert len(_workers_that_answered(own_server, refused)) == 2
+        return str(error.value.response["ResponseMetadata"]["RequestId"])
+
+    _until_both_workers(own_server, refused)
 
 
 def test_start_up_work_happens_once_with_several_workers(own_server):
     own_server.extra_args = ["--workers", "2"]
     own_server.env = {}  # the first account is generated: it must be made exactly once
     own_server.start()
+    _wait_for_workers(own_server, 2)
     log = own_server.log()
     assert log.count("created the first account") == 1
     assert len(set(re.findall(r"Started server process \[(\d+)\]", log))) == 2

@@ -21,7 +21,7 @@ from openkms.auth.sigv4 import (
     verify_signature,
 )
 from openkms.clock import Clock
-from openkms.errors import UnrecognizedClientException
+from openkms.errors import THROTTLED_MESSAGE, ThrottlingException, UnrecognizedClientException
 from openkms.iam.accounts import is_access_key_id, secret_label
 from openkms.iam.principal import Principal
 from openkms.seal import RootKey
@@ -29,8 +29,11 @@ from openkms.seal.secrets import unwrap_secret
 from openkms.storage import Database
 from openkms.storage.changes import AccessKeyChanged, Change, EverythingChanged
 from openkms.timed_lru import TimedLru
+from openkms.token_buckets import TokenBuckets
 
 _INVALID_TOKEN = "The security token included in the request is invalid."  # noqa: S105
+# Database look-ups of access keys per source address and second (a burst of as many).
+LOOKUPS_PER_SOURCE_PER_SECOND = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Authenticator:
         # access key id -> (principal, its secret as stored: wrapped under the root key)
         self._principals: TimedLru[str, tuple[Principal | None, bytes]] = TimedLru(10_000)
         self._signing_keys: TimedLru[tuple[str, str, str, str], bytes] = TimedLru(10_000)
+        self._lookups = TokenBuckets()
         db.add_change_listener(self._changed)
 
     def _changed(self, changes: Iterable[Change]) -> None:
@@ -66,7 +70,9 @@ class Authenticator:
                 self._principals.clear()
                 self._signing_keys.clear()
 
-    def authenticate(self, request: SignedRequest, service: str) -> Authenticated:
+    def authenticate(
+        self, request: SignedRequest, service: str, source: str | None = None
+    ) -> Authenticated:
         auth = parse_authorization(request)
         check_clock_skew(auth, self._clock.now())
         check_scope(auth, service, self._region_allowed)
@@ -74,7 +80,7 @@ class Authenticator:
             # Temporary (STS session) credentials are not issued by this server yet.
             raise UnrecognizedClientException(_INVALID_TOKEN)
         credential = auth.credential
-        principal, wrapped_secret = self._lookup(credential.access_key_id)
+        principal, wrapped_secret = self._lookup(credential.access_key_id, source)
         if principal is None:
             raise UnrecognizedClientException(_INVALID_TOKEN)
         signing_key = self._signing_key(
@@ -83,12 +89,16 @@ class Authenticator:
         verify_signature(request, auth, signing_key)
         return Authenticated(principal, credential.region)
 
-    def _lookup(self, access_key_id: str) -> tuple[Principal | None, bytes]:
+    def _lookup(self, access_key_id: str, source: str | None) -> tuple[Principal | None, bytes]:
         found, cached = self._principals.get(access_key_id)
         if found and cached is not None:
             return cached
         if not is_access_key_id(access_key_id):
             return None, b""
+        # Access keys not in the cache cost a database read: a source that asks for many
+        # (unknown ones, typically) is throttled before it can crowd out real callers.
+        if not self._lookups.take((source or "-",), LOOKUPS_PER_SOURCE_PER_SECOND):
+            raise ThrottlingException(THROTTLED_MESSAGE)
         epoch = self._principals.epoch()
         with self._db.transaction(readonly=True) as tx:
             record = tx.get_access_key(access_key_id)

@@ -2,8 +2,8 @@
 operation's declaration.
 
     authenticate -> validate against the model -> operation input rules -> resolve the
-    resources -> authorise every (action, resource) -> key state (AWS's table) -> key usage,
-    ciphertext binding, algorithm -> dry run -> the handler
+    resources -> request quota -> authorise every (action, resource) -> key state (AWS's
+    table) -> key usage, ciphertext binding, algorithm -> dry run -> the handler
 
 Authorisation comes before the state check, so a caller who may not use a key learns nothing
 about it (not even that it is disabled); the state check comes before usage and spec, as AWS
@@ -45,6 +45,7 @@ from openkms.ops.declaration import (
     Resolve,
     Resolved,
 )
+from openkms.ops.quotas import RequestQuotas
 from openkms.ops.resolution import request_blob, resolve
 from openkms.protocol import json_protocol
 from openkms.storage import StorageUnavailable
@@ -63,8 +64,10 @@ class Dispatcher:
         authorizer: Authorizer,
         declarations: Mapping[str, Declaration],
         handlers: Mapping[str, Handler],
+        quotas: RequestQuotas | None = None,
     ) -> None:
         check_declarations(model, declarations, handlers)
+        self.quotas = quotas
         self.model = model
         self.services = services
         self.authenticator = authenticator
@@ -88,7 +91,7 @@ class Dispatcher:
         self, signed: SignedRequest, target: str | None, body: bytes, facts: AuditFacts
     ) -> dict[str, Any]:
         """One KMS request off the wire."""
-        authenticated = self.authenticator.authenticate(signed, "kms")
+        authenticated = self.authenticator.authenticate(signed, "kms", facts.source_address)
         facts.principal = authenticated.principal
         facts.region = authenticated.region
         operation = json_protocol.operation_from_target(target, self.model.target_prefix)
@@ -150,6 +153,10 @@ class Dispatcher:
         try:
             resolved = resolve(declaration.resolve, self.services, ctx, params)
             facts.resources = _resources(resolved)
+            if self.quotas is not None:
+                primary = resolved.keys.get("key") or resolved.keys.get("source")
+                spec = primary.record.key_spec if primary is not None else None
+                self.quotas.charge(ctx.account_id, ctx.region, operation, spec)
             self._authorize(declaration, ctx, params, resolved)
             self._check_states(declaration, resolved)
             for use in declaration.key_uses:

@@ -26,7 +26,13 @@ from typing import Any
 
 from openkms.audit import AuditFacts
 from openkms.auth.sigv4 import SignedRequest
-from openkms.errors import IncompleteSignatureException, KmsError, UnknownOperationException
+from openkms.errors import (
+    THROTTLED_MESSAGE,
+    IncompleteSignatureException,
+    KmsError,
+    ThrottlingException,
+    UnknownOperationException,
+)
 from openkms.protocol import json_protocol
 from openkms.server.endpoints import Answer, Endpoint, KmsEndpoint, StsEndpoint
 from openkms.server.runtime import Runtime
@@ -53,6 +59,24 @@ class ClientDisconnect(Exception):
     pass
 
 
+class BodyBudget:
+    """Bytes of request bodies held in memory by this process before the requests are
+    authenticated; a request that would take more than what is left is refused at once
+    (``ThrottlingException``), so slow senders of large bodies cannot grow the process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        if self.used + size > self.limit:
+            raise ThrottlingException(THROTTLED_MESSAGE)
+        self.used += size
+
+    def give_back(self, size: int) -> None:
+        self.used -= size
+
+
 class OpenKmsApp:
     """``POST /`` (KMS and STS), ``GET /healthz``; anything else an AWS-shaped 404/405."""
 
@@ -62,6 +86,8 @@ class OpenKmsApp:
         self._sts = StsEndpoint(runtime.authenticator)
         # The database pool has as many connections as there are threads to use them.
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="openkms-io")
+        # 64 bodies of the largest size at once; KMS requests are a few KB.
+        self._bodies = BodyBudget(64 * runtime.config.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -112,9 +138,12 @@ class OpenKmsApp:
             user_agent=user_agent.decode("latin-1") if user_agent else None,
         )
         error_code: str | None = None
+        held = [0]
         try:
             _refuse_repeated_headers(headers)
-            body = await _read_body(headers, receive, runtime.config.max_body_bytes)
+            body = await _read_body(
+                headers, receive, runtime.config.max_body_bytes, self._bodies, held
+            )
             signed = _signed_request(scope, body)
             answer = await self._run(endpoint, signed, facts, target)
         except KmsError as error:
@@ -132,6 +161,8 @@ class OpenKmsApp:
             log.exception("request %s (%s) failed unexpectedly", request_id, facts.operation)
             error_code = "InternalFailure"
             answer = endpoint.internal_error(request_id)
+        finally:
+            self._bodies.give_back(held[0])
         runtime.audit.record(facts.outcome(answer.status, error_code or answer.error_code))
         await _respond(send, answer.status, answer.body, answer.content_type.encode(), request_id)
 
@@ -186,7 +217,15 @@ def _refuse_repeated_headers(headers: list[tuple[bytes, bytes]]) -> None:
         raise UnknownOperationException()
 
 
-async def _read_body(headers: list[tuple[bytes, bytes]], receive: Receive, limit: int) -> bytes:
+async def _read_body(
+    headers: list[tuple[bytes, bytes]],
+    receive: Receive,
+    limit: int,
+    budget: BodyBudget,
+    held: list[int],
+) -> bytes:
+    """The whole body, at most ``limit`` bytes, counted against ``budget`` (``held[0]``
+    says how much this request holds, for the caller to give back)."""
     declared = _header(headers, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge()
@@ -200,6 +239,8 @@ async def _read_body(headers: list[tuple[bytes, bytes]], receive: Receive, limit
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge()
+        budget.take(len(chunk))
+        held[0] += len(chunk)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -6,6 +6,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openkms.ops.quotas import DEFAULT_QUOTAS
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4599
 
@@ -30,6 +32,12 @@ class ServerConfig:
     insecure_http: bool = False
     # Seconds an idle keep-alive connection is kept open.
     keep_alive_seconds: float = 5.0
+    # Open connections per worker process (see openkms.server.protocol).
+    max_connections: int = 4096
+    # Seconds a client has to send a whole request, headers and body.
+    request_timeout_seconds: float = 10.0
+    # Requests per second per account and Region, by class (openkms.ops.quotas).
+    quotas: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
 
     @property
     def tls(self) -> bool:

@@ -75,7 +75,7 @@ class StsEndpoint:
         params = query_protocol.decode_parameters(signed.raw_query, signed.body)
         action = params.get("Action", "")
         facts.operation = f"sts:{loggable_name(action)}"
-        authenticated = self._authenticator.authenticate(signed, "sts")
+        authenticated = self._authenticator.authenticate(signed, "sts", facts.source_address)
         facts.principal, facts.region = authenticated.principal, authenticated.region
         version = params.get("Version") or "NO_VERSION_SPECIFIED"
         if action != "GetCallerIdentity" or version != self._VERSION:

@@ -24,6 +24,7 @@ from openkms.ops import DECLARATIONS, HANDLERS
 from openkms.ops.context import Services
 from openkms.ops.dispatcher import DeclarationError, Dispatcher
 from openkms.ops.key_directory import KeyDirectory
+from openkms.ops.quotas import RequestQuotas
 from openkms.seal import RootKey
 from openkms.seal.dev_root_key import open_dev_root_key
 from openkms.seal.secrets import unwrap_secret, wrap_secret
@@ -104,7 +105,13 @@ def build_runtime(
     model = load_kms_model()
     try:
         dispatcher = Dispatcher(
-            model, services, authenticator, OwningAccountAuthorizer(), DECLARATIONS, HANDLERS
+            model,
+            services,
+            authenticator,
+            OwningAccountAuthorizer(),
+            DECLARATIONS,
+            HANDLERS,
+            RequestQuotas(config.quotas, config.workers),
         )
     except DeclarationError as error:
         db.dispose()

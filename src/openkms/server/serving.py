@@ -16,6 +16,7 @@ from uvicorn.supervisors import Multiprocess
 
 from openkms.server.app import create_app
 from openkms.server.config import ServerConfig
+from openkms.server.protocol import GuardedHttpToolsProtocol
 from openkms.server.runtime import Runtime
 from openkms.server.worker import WORKER_CONFIG_ENV, worker_environment
 
@@ -57,11 +58,12 @@ class GracefulServer(uvicorn.Server):
 
 
 def serve(config: ServerConfig, runtime: Runtime, log_level: str) -> None:
+    GuardedHttpToolsProtocol.configure(config.max_connections, config.request_timeout_seconds)
     options: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": GuardedHttpToolsProtocol,
         "lifespan": "on",
         "log_level": log_level.lower(),
         "access_log": False,

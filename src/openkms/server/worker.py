@@ -15,6 +15,7 @@ from pathlib import Path
 
 from openkms.server.app import OpenKmsApp, create_app
 from openkms.server.config import ServerConfig
+from openkms.server.protocol import GuardedHttpToolsProtocol
 from openkms.server.runtime import build_runtime
 
 WORKER_CONFIG_ENV = "OPENKMS_WORKER_CONFIG"
@@ -32,6 +33,9 @@ def worker_environment(config: ServerConfig, log_level: str) -> str:
             "cache_seconds": config.cache_seconds,
             "max_body_bytes": config.max_body_bytes,
             "workers": config.workers,
+            "max_connections": config.max_connections,
+            "request_timeout_seconds": config.request_timeout_seconds,
+            "quotas": config.quotas,
             "log_level": log_level,
         }
     )
@@ -40,6 +44,7 @@ def worker_environment(config: ServerConfig, log_level: str) -> str:
 def create_worker_app() -> OpenKmsApp:
     values = json.loads(os.environ[WORKER_CONFIG_ENV])
     configure_logging(values.pop("log_level"))
+
     config = ServerConfig(
         data_dir=Path(values["data_dir"]),
         host=values["host"],
@@ -50,7 +55,11 @@ def create_worker_app() -> OpenKmsApp:
         cache_seconds=values["cache_seconds"],
         max_body_bytes=values["max_body_bytes"],
         workers=values["workers"],
+        quotas=values["quotas"],
+        max_connections=values["max_connections"],
+        request_timeout_seconds=values["request_timeout_seconds"],
     )
+    GuardedHttpToolsProtocol.configure(config.max_connections, config.request_timeout_seconds)
     return create_app(build_runtime(config, first_start=False))
 
 

@@ -20,6 +20,8 @@ from openkms.storage.repository import Transaction
 log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# How long a request waits for a locked or slow database before it fails (retryably).
+WAIT_SECONDS = 5.0
 # Any fixed 64-bit number: serialises migrations of nodes starting at once on PostgreSQL.
 _MIGRATION_LOCK_ID = 0x6F70656E6B6D73
 
@@ -126,16 +128,35 @@ def open_database(url: str) -> Database:
 def _open_database(url: str) -> Database:
     url = normalise_url(url)
     # hide_parameters: a database error must never carry request values into the log.
-    # The pool matches the 40 worker threads that run requests.
-    options: dict[str, Any] = {"hide_parameters": True, "pool_size": 20, "max_overflow": 20}
+    # The pool matches the worker threads that run requests that need the database. A
+    # database that is locked or slow fails a request within WAIT_SECONDS (retryably)
+    # rather than holding it, and a thread, for as long as the lock lasts.
+    options: dict[str, Any] = {
+        "hide_parameters": True,
+        "pool_size": 20,
+        "max_overflow": 20,
+        "pool_timeout": WAIT_SECONDS,
+    }
     if url.startswith("sqlite"):
-        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        options["connect_args"] = {"check_same_thread": False, "timeout": WAIT_SECONDS}
     else:
         options["pool_pre_ping"] = True
+        options["connect_args"] = {"connect_timeout": int(WAIT_SECONDS)}
     engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
+    else:
+        _configure_postgresql(engine)
     return Database(engine)
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(WAIT_SECONDS * 1000)}")
+            cursor.execute(f"SET statement_timeout = {int(WAIT_SECONDS * 2000)}")
+        dbapi_connection.commit()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -148,7 +169,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(WAIT_SECONDS * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
