@@ -299,3 +299,26 @@ def test_tls_options_go_together(tmp_path: Path):
     )
     assert result.returncode != 0
     assert "--tls-cert-file and --tls-key-file go together" in result.stderr
+
+
+def test_workers_do_not_outlive_a_killed_parent(own_server):
+    own_server.extra_args = ["--workers", "2"]
+    own_server.start()
+    _wait_for_workers(own_server, 2)
+    workers = {int(p) for p in re.findall(r"Started server process \[(\d+)\]", own_server.log())}
+    own_server.kill()  # SIGKILL: the parent cannot stop them itself
+    deadline = time.monotonic() + 20
+    alive = set(workers)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists() and _not_zombie(pid)}
+        time.sleep(0.1)
+    assert not alive, f"workers {alive} outlived their parent"
+    with pytest.raises(requests.RequestException):
+        requests.get(f"{own_server.endpoint}/healthz", timeout=2)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

@@ -8,9 +8,12 @@ configuration the parent put in its environment. Secrets are not in it: a worker
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
+import signal
 from pathlib import Path
 
 from openkms.server.app import OpenKmsApp, create_app
@@ -19,6 +22,7 @@ from openkms.server.protocol import GuardedHttpToolsProtocol
 from openkms.server.runtime import build_runtime
 
 WORKER_CONFIG_ENV = "OPENKMS_WORKER_CONFIG"
+_PR_SET_PDEATHSIG = 1
 
 
 def worker_environment(config: ServerConfig, log_level: str) -> str:
@@ -41,7 +45,21 @@ def worker_environment(config: ServerConfig, log_level: str) -> str:
     )
 
 
+def exit_with_parent() -> None:
+    """Ask the kernel to SIGTERM this worker when its parent dies, even by SIGKILL: an
+    orphaned worker would go on accepting connections on the old listening socket."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return  # not Linux: the supervisor's own health checks remain
+    if os.getppid() != parent or parent == 1:
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent died before we asked
+
+
 def create_worker_app() -> OpenKmsApp:
+    exit_with_parent()
     values = json.loads(os.environ[WORKER_CONFIG_ENV])
     configure_logging(values.pop("log_level"))
 
