@@ -131,11 +131,25 @@ class OpenKmsServer:
         self.process = None
 
     def kill(self) -> None:
-        """Stop abruptly, as a crash would."""
+        """Stop abruptly, as a crash would (the workers follow their parent down)."""
         if self.process is not None:
             self.process.kill()
             self.process.wait()
             self.process = None
+            self._wait_until_port_is_free()
+
+    def _wait_until_port_is_free(self, timeout: float = 30.0) -> None:
+        # Workers of the killed parent may still hold the listening socket for a moment; a
+        # restart before they are gone would race them for the port.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    pass
+            except OSError:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"port {self.port} still answers after the server was killed")
 
     def restart(self) -> OpenKmsServer:
         self.stop()

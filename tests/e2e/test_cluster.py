@@ -11,21 +11,25 @@ from botocore.exceptions import ClientError
 from tests.support import OpenKmsServer
 
 
-@pytest.fixture
-def cluster(tmp_path, database_url_factory):
+def _two_nodes(tmp_path, database_url_factory, cache_seconds: str):  # noqa: ANN001, ANN202
     url = database_url_factory("postgresql")  # skips without PostgreSQL
     root_key = tmp_path / "cluster-root.key"
     nodes = [
         OpenKmsServer(
-            tmp_path / f"node{i}", url, ["--cache-seconds", "0.5"], root_key_file=root_key
+            tmp_path / f"node{i}", url, ["--cache-seconds", cache_seconds], root_key_file=root_key
         )
         for i in (1, 2)
     ]
-    nodes[0].start()
-    nodes[1].start()
+    for node in nodes:
+        node.start()
     yield nodes
     for node in nodes:
         node.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, database_url_factory):
+    yield from _two_nodes(tmp_path, database_url_factory, "0.5")
 
 
 def test_a_key_made_on_one_node_is_used_on_the_other(cluster):
@@ -69,19 +73,7 @@ def test_a_node_with_another_root_key_refuses_to_join(cluster, tmp_path):
 @pytest.fixture
 def long_cache_cluster(tmp_path, database_url_factory):
     """Nodes that would trust their caches for an hour: only the change feed can tell them."""
-    url = database_url_factory("postgresql")  # skips without PostgreSQL
-    root_key = tmp_path / "cluster-root.key"
-    nodes = [
-        OpenKmsServer(
-            tmp_path / f"node{i}", url, ["--cache-seconds", "3600"], root_key_file=root_key
-        )
-        for i in (1, 2)
-    ]
-    for node in nodes:
-        node.start()
-    yield nodes
-    for node in nodes:
-        node.stop()
+    yield from _two_nodes(tmp_path, database_url_factory, "3600")
 
 
 @pytest.mark.parametrize("change", ["disable", "alias"])

@@ -94,6 +94,25 @@ def _encryption_use(parameter: str = "EncryptionAlgorithm", role: str = "key") -
     return KeyUse(_ENCRYPT, role, parameter, AlgorithmFamily.ENCRYPTION)
 
 
+def _crypto_op(name: str, audit: tuple[str, ...], use: KeyUse, **extra: Any) -> Declaration:
+    """A cryptographic operation on one key named by id, ARN or alias; DryRun applies."""
+    return _key_op(
+        name,
+        read_only=True,
+        resolve=Resolve.KEY,
+        dry_run=True,
+        audit=("KeyId", *audit),
+        uses=(use,),
+        **extra,
+    )
+
+
+_SIGNING = KeyUse((KeyUsage.SIGN_VERIFY,), "key", "SigningAlgorithm", AlgorithmFamily.SIGNING)
+_MAC = KeyUse((KeyUsage.GENERATE_VERIFY_MAC,), "key", "MacAlgorithm", AlgorithmFamily.MAC)
+_KEY_AGREEMENT = KeyUse(
+    (KeyUsage.KEY_AGREEMENT,), "key", "KeyAgreementAlgorithm", AlgorithmFamily.KEY_AGREEMENT
+)
+_ENCAPSULATION = KeyUse((KeyUsage.ENCAPSULATE_DECAPSULATE,))
 _STORE = Resolve.CUSTOM_KEY_STORE
 
 _ALL: tuple[Declaration, ...] = (
@@ -216,93 +235,18 @@ _ALL: tuple[Declaration, ...] = (
     ),
     # -- asymmetric, HMAC, key agreement, KEM ----------------------------------------------
     _key_op("GetPublicKey", read_only=True, resolve=Resolve.KEY),
-    _key_op(
-        "Sign",
-        read_only=True,
-        resolve=Resolve.KEY,
-        dry_run=True,
-        audit=("KeyId", "MessageType", "SigningAlgorithm"),
-        uses=(
-            KeyUse(
-                (KeyUsage.SIGN_VERIFY,),
-                algorithm_parameter="SigningAlgorithm",
-                family=AlgorithmFamily.SIGNING,
-            ),
-        ),
-    ),
-    _key_op(
-        "Verify",
-        read_only=True,
-        resolve=Resolve.KEY,
-        dry_run=True,
-        audit=("KeyId", "MessageType", "SigningAlgorithm"),
-        uses=(
-            KeyUse(
-                (KeyUsage.SIGN_VERIFY,),
-                algorithm_parameter="SigningAlgorithm",
-                family=AlgorithmFamily.SIGNING,
-            ),
-        ),
-    ),
-    _key_op(
-        "GenerateMac",
-        read_only=True,
-        resolve=Resolve.KEY,
-        dry_run=True,
-        audit=("KeyId", "MacAlgorithm"),
-        uses=(
-            KeyUse(
-                (KeyUsage.GENERATE_VERIFY_MAC,),
-                algorithm_parameter="MacAlgorithm",
-                family=AlgorithmFamily.MAC,
-            ),
-        ),
-    ),
-    _key_op(
-        "VerifyMac",
-        read_only=True,
-        resolve=Resolve.KEY,
-        dry_run=True,
-        audit=("KeyId", "MacAlgorithm"),
-        uses=(
-            KeyUse(
-                (KeyUsage.GENERATE_VERIFY_MAC,),
-                algorithm_parameter="MacAlgorithm",
-                family=AlgorithmFamily.MAC,
-            ),
-        ),
-    ),
-    _key_op(
+    _crypto_op("Sign", ("MessageType", "SigningAlgorithm"), _SIGNING),
+    _crypto_op("Verify", ("MessageType", "SigningAlgorithm"), _SIGNING),
+    _crypto_op("GenerateMac", ("MacAlgorithm",), _MAC),
+    _crypto_op("VerifyMac", ("MacAlgorithm",), _MAC),
+    _crypto_op(
         "DeriveSharedSecret",
-        read_only=True,
-        resolve=Resolve.KEY,
-        dry_run=True,
-        audit=("KeyId", "KeyAgreementAlgorithm"),
-        uses=(
-            KeyUse(
-                (KeyUsage.KEY_AGREEMENT,),
-                algorithm_parameter="KeyAgreementAlgorithm",
-                family=AlgorithmFamily.KEY_AGREEMENT,
-            ),
-        ),
+        ("KeyAgreementAlgorithm",),
+        _KEY_AGREEMENT,
         unsupported_members=_RECIPIENT_UNSUPPORTED,
     ),
-    _key_op(
-        "Encapsulate",
-        read_only=True,
-        resolve=Resolve.KEY,
-        dry_run=True,
-        audit=("KeyId", "EncapsulationAlgorithm"),
-        uses=(KeyUse((KeyUsage.ENCAPSULATE_DECAPSULATE,)),),
-    ),
-    _key_op(
-        "Decapsulate",
-        read_only=True,
-        resolve=Resolve.KEY,
-        dry_run=True,
-        audit=("KeyId", "EncapsulationAlgorithm"),
-        uses=(KeyUse((KeyUsage.ENCAPSULATE_DECAPSULATE,)),),
-    ),
+    _crypto_op("Encapsulate", ("EncapsulationAlgorithm",), _ENCAPSULATION),
+    _crypto_op("Decapsulate", ("EncapsulationAlgorithm",), _ENCAPSULATION),
     # -- aliases ----------------------------------------------------------------------------
     Declaration(
         name="CreateAlias",

@@ -65,25 +65,25 @@ def re_encrypt(services: Services, call: Call) -> dict[str, Any]:
 
 @handles("GenerateDataKey")
 def generate_data_key(services: Services, call: Call) -> dict[str, Any]:
-    plaintext = services.keystore.random_bytes(data_key_bytes(call.params))
-    blob, material = seal(services, call.key, plaintext, call.params.get("EncryptionContext"))
-    return {
-        "CiphertextBlob": blob,
-        "Plaintext": plaintext,
-        "KeyId": call.key.record.arn,
-        "KeyMaterialId": material.material_id,
-    }
+    return _data_key(services, call, with_plaintext=True)
 
 
 @handles("GenerateDataKeyWithoutPlaintext")
 def generate_data_key_without_plaintext(services: Services, call: Call) -> dict[str, Any]:
+    return _data_key(services, call, with_plaintext=False)
+
+
+def _data_key(services: Services, call: Call, with_plaintext: bool) -> dict[str, Any]:
     plaintext = services.keystore.random_bytes(data_key_bytes(call.params))
     blob, material = seal(services, call.key, plaintext, call.params.get("EncryptionContext"))
-    return {
+    response: dict[str, Any] = {
         "CiphertextBlob": blob,
         "KeyId": call.key.record.arn,
         "KeyMaterialId": material.material_id,
     }
+    if with_plaintext:
+        response["Plaintext"] = plaintext
+    return response
 
 
 @handles("GenerateRandom")
