@@ -29,6 +29,9 @@ class AuditFacts:
     read_only: bool | None = None
     resources: list[tuple[str, str]] = field(default_factory=list)  # (role, ARN)
     parameters: dict[str, Any] = field(default_factory=dict)
+    # Not audit facts: whether this request's quota was charged already (a request that
+    # needed the database runs again on a thread and must not pay twice).
+    quota_charged: bool = False
 
     def outcome(self, status: int, error_code: str | None) -> AuditEvent:
         return AuditEvent(self, status, error_code)

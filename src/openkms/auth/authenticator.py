@@ -27,6 +27,7 @@ from openkms.iam.principal import Principal
 from openkms.seal import RootKey
 from openkms.seal.secrets import unwrap_secret
 from openkms.storage import Database
+from openkms.storage.blocking import check_may_block
 from openkms.storage.changes import AccessKeyChanged, Change, EverythingChanged
 from openkms.timed_lru import TimedLru
 from openkms.token_buckets import TokenBuckets
@@ -97,6 +98,7 @@ class Authenticator:
             return None, b""
         # Access keys not in the cache cost a database read: a source that asks for many
         # (unknown ones, typically) is throttled before it can crowd out real callers.
+        check_may_block()  # on the event loop: go to a thread before taking a token
         if not self._lookups.take((source or "-",), LOOKUPS_PER_SOURCE_PER_SECOND):
             raise ThrottlingException(THROTTLED_MESSAGE)
         epoch = self._principals.epoch()

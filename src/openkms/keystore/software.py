@@ -112,12 +112,6 @@ class SoftwareKeyStore:
                 self._cache.popitem(last=False)
         return material
 
-    def forget(self, key_arn: str) -> None:
-        """Drop cached material of a key (its material was deleted or replaced)."""
-        with self._lock:
-            for cache_key in [k for k in self._cache if k[0] == key_arn]:
-                del self._cache[cache_key]
-
 
 def _unsupported(what: str) -> UnsupportedByKeyStore:
     return UnsupportedByKeyStore(f"The software key store does not support {what} yet.")

@@ -69,12 +69,6 @@ class Resolved:
     alias_arn: str | None = None
     blob: CiphertextBlob | None = None
 
-    def arn(self, role: str) -> str:
-        if role == "alias":
-            assert self.alias_arn is not None
-            return self.alias_arn
-        return self.keys[role].record.arn
-
 
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -127,7 +121,3 @@ class Declaration:
     state_roles: tuple[str, ...] | None = None
     # False for operations declared so that they answer AWS-shaped, but not built yet.
     implemented: bool = True
-
-    @property
-    def actions(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(p.action for p in self.permissions))

@@ -2,7 +2,7 @@
 operation's declaration.
 
     authenticate -> validate against the model -> operation input rules -> resolve the
-    resources -> request quota -> authorise every (action, resource) -> key state (AWS's
+    resources -> authorise every (action, resource) -> request quota -> key state (AWS's
     table) -> key usage, ciphertext binding, algorithm -> dry run -> the handler
 
 Authorisation comes before the state check, so a caller who may not use a key learns nothing
@@ -138,7 +138,6 @@ class Dispatcher:
         params: dict[str, Any],
         facts: AuditFacts,
     ) -> dict[str, Any]:
-        self._refuse_unbuilt(operation)
         declaration = self._declarations[operation]
         handler = self._handlers[operation]
         facts.read_only = declaration.read_only
@@ -153,11 +152,14 @@ class Dispatcher:
         try:
             resolved = resolve(declaration.resolve, self.services, ctx, params)
             facts.resources = _resources(resolved)
-            if self.quotas is not None:
+            self._authorize(declaration, ctx, params, resolved)
+            if self.quotas is not None and not facts.quota_charged:
+                # After authorisation: the class depends on the key's type, which a caller
+                # who may not use the key must not be able to probe.
                 primary = resolved.keys.get("key") or resolved.keys.get("source")
                 spec = primary.record.key_spec if primary is not None else None
+                facts.quota_charged = True
                 self.quotas.charge(ctx.account_id, ctx.region, operation, spec)
-            self._authorize(declaration, ctx, params, resolved)
             self._check_states(declaration, resolved)
             for use in declaration.key_uses:
                 self._check_use(declaration, use, params, resolved)

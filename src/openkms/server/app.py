@@ -49,6 +49,8 @@ _QUERY_CONTENT_TYPE = b"application/x-www-form-urlencoded"
 _JSON = json_protocol.CONTENT_TYPE.encode()
 _UNKNOWN_OPERATION = json_protocol.encode_error(UnknownOperationException())
 _HEALTHY = b'{"status": "ok"}'
+# How long a request waits for another thread's catch-up to finish before going on.
+_CATCH_UP_WAIT_SECONDS = 1.0
 
 
 class BodyTooLarge(Exception):
@@ -173,7 +175,14 @@ class OpenKmsApp:
         changes = self.runtime.changes
         if changes.is_behind():
             # Another worker of this node committed a change: apply it before answering.
-            await loop.run_in_executor(self._executor, changes.catch_up)
+            # A database that cannot be read now must not fail (or queue) requests that do
+            # not need it: the cache lifetime still bounds how stale an entry can be.
+            try:
+                await loop.run_in_executor(
+                    self._executor, functools.partial(changes.catch_up, _CATCH_UP_WAIT_SECONDS)
+                )
+            except Exception as error:  # noqa: BLE001 - any failure: answer from the caches
+                log.warning("change feed catch-up failed (%s); serving on", type(error).__name__)
         if endpoint is self._kms and self.runtime.dispatcher.may_run_inline(target):
             try:
                 with forbid_blocking():

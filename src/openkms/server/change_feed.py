@@ -64,11 +64,21 @@ class SharedSequence:
     def value(self) -> int:
         return int(_COUNTER.unpack_from(self._map, 0)[0])
 
-    def advance(self, seq: int) -> None:
+    def advance(self, first: int, last: int) -> None:
         # Writers take the file lock so two of them cannot move the counter backwards.
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
-            if seq > self.value():
+            if last > self.value():
+                _COUNTER.pack_into(self._map, 0, last)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def not_above(self, seq: int) -> None:
+        """Lower the counter to ``seq`` if it is higher: the file outlived its database (a
+        restored or replaced one), and a counter ahead of the log would never be reached."""
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            if self.value() > seq:
                 _COUNTER.pack_into(self._map, 0, seq)
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -88,9 +98,11 @@ class ChangeFollower:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._prune_due = threading.Event()
         with db.transaction(readonly=True) as tx:
             self._applied = tx.change_log_bounds()[1]
         if shared is not None:
+            shared.not_above(self._applied)
             db.add_sequence_listener(shared.advance)
         db.add_sequence_listener(self.committed)
 
@@ -103,9 +115,14 @@ class ChangeFollower:
         applied yet?"""
         return self._shared is not None and self._shared.value() > self._applied
 
-    def catch_up(self) -> None:
-        """Apply every logged change this process has not seen (blocking: a worker thread)."""
-        with self._lock:
+    def catch_up(self, wait: float = -1) -> None:
+        """Apply every logged change this process has not seen (blocking: a worker thread).
+
+        ``wait`` bounds how long to wait for another thread already catching up (-1: as long
+        as it takes); that thread applies what this one would have."""
+        if not self._lock.acquire(timeout=wait):
+            return
+        try:
             while True:
                 with self._db.transaction(readonly=True) as tx:
                     low, _ = tx.change_log_bounds()
@@ -119,6 +136,8 @@ class ChangeFollower:
                 self._applied = rows[-1][0]
                 if len(rows) < _BATCH:
                     return
+        finally:
+            self._lock.release()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="openkms-changes", daemon=True)
@@ -148,6 +167,8 @@ class ChangeFollower:
                     self._stop.wait(self._poll)
                 if woken or self.is_behind():
                     self.catch_up()
+                if self._prune_due.is_set():
+                    self._prune()
                 failures = 0
             except Exception as error:  # noqa: BLE001 - the feed must outlive any failure
                 failures += 1
@@ -162,11 +183,21 @@ class ChangeFollower:
         if listener is not None:
             listener.close()
 
-    def committed(self, seq: int) -> None:
-        """After each commit in this process: now and then, drop old change-log rows."""
-        if seq % _PRUNE_EVERY_CHANGES == 0:
-            with self._db.transaction() as tx:
-                tx.prune_change_log(dt.datetime.now(dt.UTC) - RETENTION)
+    def committed(self, first: int, last: int) -> None:
+        """After each commit in this process (its own changes are already applied here):
+        count it as applied when nothing of another process lies between, and now and then
+        have the follower thread drop old change-log rows. Never I/O in the writer's path:
+        its answer must not depend on housekeeping."""
+        with self._lock:
+            if first == self._applied + 1:
+                self._applied = last
+        if last // _PRUNE_EVERY_CHANGES != (first - 1) // _PRUNE_EVERY_CHANGES:
+            self._prune_due.set()
+
+    def _prune(self) -> None:
+        self._prune_due.clear()
+        with self._db.transaction() as tx:
+            tx.prune_change_log(dt.datetime.now(dt.UTC) - RETENTION)
 
 
 class _Listener:

@@ -3,7 +3,8 @@
 The parent does the once-per-start work (migrations, the first account) and then starts the
 workers; each worker imports ``create_worker_app`` afresh (processes are spawned, never forked
 from a process holding database connections or threads) and builds its own runtime from the
-configuration the parent put in its environment. Secrets are not in it: a worker needs none.
+configuration the parent put in its environment: no access-key secret is in it (a worker
+needs none), though the database URL is, password included, as the parent was given it.
 """
 
 from __future__ import annotations

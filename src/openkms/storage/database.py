@@ -38,7 +38,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._listeners: list[ChangeListener] = []
-        self._sequence_listeners: list[Callable[[int], None]] = []
+        self._sequence_listeners: list[Callable[[int, int], None]] = []
 
     def __repr__(self) -> str:
         # The URL may hold a password.
@@ -49,8 +49,9 @@ class Database:
         other processes changed, as the change feed follower finds it)."""
         self._listeners.append(listener)
 
-    def add_sequence_listener(self, listener: Callable[[int], None]) -> None:
-        """Call ``listener`` with the change-log sequence number of each committed change."""
+    def add_sequence_listener(self, listener: Callable[[int, int], None]) -> None:
+        """Call ``listener`` with the first and last change-log sequence numbers of each
+        committed transaction that changed something."""
         self._sequence_listeners.append(listener)
 
     def publish(self, changes: Iterable[Change]) -> None:
@@ -87,7 +88,7 @@ class Database:
         transaction is refused (``WouldBlock``) before it starts.
         """
         check_may_block()
-        last_seq = 0
+        sequence = (0, 0)
         with _translated_errors():
             with self.engine.connect() as connection:
                 if readonly:
@@ -96,13 +97,13 @@ class Database:
                     tx = Transaction(connection)
                     yield tx
                     if tx.changes:
-                        last_seq = tx.log_changes(dt.datetime.now(dt.UTC))
+                        sequence = tx.log_changes(dt.datetime.now(dt.UTC))
             changes = tx.changes
         if changes:
             for listener in self._listeners:
                 listener(changes)
             for sequence_listener in self._sequence_listeners:
-                sequence_listener(last_seq)
+                sequence_listener(*sequence)
 
     def dispose(self) -> None:
         self.engine.dispose()

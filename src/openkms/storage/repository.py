@@ -51,11 +51,11 @@ class Transaction:
 
     # -- the change log ---------------------------------------------------------------
 
-    def log_changes(self, when: Any) -> int:
-        """Append this transaction's changes to the change log; the sequence number of the
-        last. On PostgreSQL writers append one at a time (so sequence order is commit order:
-        a follower that has seen N has seen everything before N) and a NOTIFY, sent on
-        commit, wakes the other nodes."""
+    def log_changes(self, when: Any) -> tuple[int, int]:
+        """Append this transaction's changes to the change log; return the sequence numbers
+        of the first and the last. On PostgreSQL writers append one at a time (so sequence
+        order is commit order: a follower that has seen N has seen everything before N) and
+        a NOTIFY, sent on commit, wakes the other nodes."""
         postgres = self.connection.dialect.name == "postgresql"
         if postgres:
             self.connection.execute(
@@ -68,14 +68,14 @@ class Transaction:
         self.connection.execute(insert(schema.change_log), rows)
         last = int(self.connection.execute(select(func.max(schema.change_log.c.seq))).scalar_one())
         if postgres:
+            schema_name = self.connection.execute(text("SELECT current_schema()")).scalar_one()
             self.connection.execute(
-                text(
-                    "SELECT pg_notify(:prefix || encode(sha256(current_schema()::bytea), 'hex')"
-                    "::varchar(16), :seq)"
-                ),
-                {"prefix": "openkms_changes_", "seq": str(last)},
+                text("SELECT pg_notify(:channel, :seq)"),
+                {"channel": change_channel(str(schema_name)), "seq": str(last)},
             )
-        return last
+        # One statement under the write lock (SQLite) or the log's lock (PostgreSQL): the
+        # rows' numbers are consecutive.
+        return last - len(rows) + 1, last
 
     def changes_after(self, seq: int, limit: int) -> list[tuple[int, Change]]:
         table = schema.change_log

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -156,7 +157,9 @@ key_tags = Table(
 change_log = Table(
     "change_log",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("kind", String(16), nullable=False),
     Column("ident", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),

@@ -19,7 +19,13 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "change_log",
-        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        # 64 bits on PostgreSQL; SQLite's AUTOINCREMENT needs INTEGER (which is 64-bit there).
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("ident", sa.Text, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
