@@ -51,10 +51,11 @@ def main() -> None:
 )
 @click.option(
     "--cache-seconds",
-    default=5.0,
+    default=60.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="How long a node trusts cached key metadata written by another node.",
+    help="The longest a process trusts a cached key, alias or credential (the change feed "
+    "invalidates them on every change long before).",
 )
 @click.option("--log-level", default="info", show_default=True)
 @click.option(

@@ -31,7 +31,7 @@ class SoftwareKeyStore:
     name = "software"
 
     def __init__(
-        self, root_key: RootKey, cache_size: int = 4096, cache_seconds: float = 600.0
+        self, root_key: RootKey, cache_size: int = 200_000, cache_seconds: float = 600.0
     ) -> None:
         self._root = root_key
         self._cache: OrderedDict[tuple[str, int], tuple[bytes, float]] = OrderedDict()

@@ -31,7 +31,7 @@ class LoadedKey:
 
 
 class KeyDirectory:
-    def __init__(self, db: Database, ttl_seconds: float = 5.0, max_entries: int = 100_000) -> None:
+    def __init__(self, db: Database, ttl_seconds: float = 60.0, max_entries: int = 200_000) -> None:
         self._db = db
         self._ttl = ttl_seconds
         self._keys: TimedLru[str, LoadedKey | None] = TimedLru(max_entries)

@@ -20,7 +20,7 @@ class ServerConfig:
     database_url: str | None = None
     root_key_file: Path | None = None
     regions: frozenset[str] = field(default_factory=frozenset)  # empty: every region
-    cache_seconds: float = 5.0
+    cache_seconds: float = 60.0
     account_id: str | None = None
     access_key_id: str | None = None
     # Never printed: repr leaves it out.
