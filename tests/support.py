@@ -161,6 +161,15 @@ class OpenKmsServer:
         except FileNotFoundError:
             return ""
 
+    def wait_for_log(self, fragment: str, timeout: float = 10.0) -> str:
+        """The log once it holds ``fragment`` (request lines are written in batches)."""
+        deadline = time.monotonic() + timeout
+        while fragment not in (text := self.log()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{fragment!r} never reached the server log")
+            time.sleep(0.02)
+        return text
+
     def move_clock(self, seconds: float) -> None:
         """Shift the server's clock (read from OPENKMS_CLOCK_FILE) by ``seconds`` from now.
 

@@ -628,6 +628,6 @@ def test_an_sts_action_cannot_forge_log_lines(server):
     response = sts_request(server, f"Action=X%0A{marker}%20INFO&Version=2011-06-15".encode())
     sts_error(response, 400, "InvalidAction")
     request_id = response.headers["x-amzn-RequestId"]
-    lines = [line for line in server.log().splitlines() if request_id in line]
+    lines = [line for line in server.wait_for_log(request_id).splitlines() if request_id in line]
     assert len(lines) == 1
     assert marker not in server.log()

@@ -119,6 +119,7 @@ class OpenKmsApp:
             elif message["type"] == "lifespan.shutdown":
                 self.runtime.changes.stop()
                 self._executor.shutdown(wait=True)
+                self.runtime.audit.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
