@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,24 +10,11 @@ import pytest
 from tests.support import (
     OpenKmsServer,
     drop_postgres_schema,
-    postgres_reachable,
     postgres_schema_url,
+    postgres_url_or_skip,
 )
 
 BACKENDS = ["sqlite", "postgresql"]
-
-
-def _postgres_url_or_skip() -> str:
-    url = os.environ.get("OPENKMS_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip(
-            "PostgreSQL tests skipped: OPENKMS_TEST_DATABASE_URL is not set "
-            "(e.g. postgresql://postgres@127.0.0.1:5432/test)"
-        )
-    problem = postgres_reachable(url)
-    if problem:
-        pytest.skip(f"PostgreSQL tests skipped: {url} is not reachable ({problem})")
-    return url
 
 
 @pytest.fixture(params=BACKENDS)
@@ -45,7 +31,7 @@ def database_url_factory(tmp_path: Path) -> Iterator[object]:
     def make(backend: str) -> str | None:
         if backend == "sqlite":
             return None
-        url = postgres_schema_url(_postgres_url_or_skip())
+        url = postgres_schema_url(postgres_url_or_skip())
         made.append(url)
         return url
 
@@ -61,7 +47,7 @@ def shared_server(
     """One server per backend for the whole session; tests make their own keys in it."""
     url = None
     if request.param == "postgresql":
-        url = postgres_schema_url(_postgres_url_or_skip())
+        url = postgres_schema_url(postgres_url_or_skip())
     server = OpenKmsServer(tmp_path_factory.mktemp(f"shared-{request.param}"), url).start()
     yield server
     server.stop()

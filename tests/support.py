@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import requests
 from botocore.auth import SigV4Auth
 from botocore.config import Config
@@ -294,3 +295,17 @@ class SigV4AuthAt(SigV4Auth):
         string_to_sign = self.string_to_sign(request, canonical_request)
         signature = self.signature(string_to_sign, request)
         self._inject_signature_to_request(request, signature)
+
+
+def postgres_url_or_skip() -> str:
+    """The PostgreSQL URL the tests may use, or skip the test saying why."""
+    url = os.environ.get("OPENKMS_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip(
+            "PostgreSQL tests skipped: OPENKMS_TEST_DATABASE_URL is not set "
+            "(e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    problem = postgres_reachable(url)
+    if problem:
+        pytest.skip(f"PostgreSQL tests skipped: {url} is not reachable ({problem})")
+    return url

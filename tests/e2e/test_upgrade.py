@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +31,8 @@ from tests.support import (
     REGION,
     OpenKmsServer,
     drop_postgres_schema,
-    postgres_reachable,
     postgres_schema_url,
+    postgres_url_or_skip,
 )
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "release-0.1.0"
@@ -61,7 +60,7 @@ def test_a_release_0_1_0_data_directory_upgrades_and_keeps_working(tmp_path: Pat
 
 
 def test_a_release_0_1_0_postgresql_database_upgrades_and_keeps_working(tmp_path: Path) -> None:
-    url = postgres_schema_url(_postgres_url_or_skip())
+    url = postgres_schema_url(postgres_url_or_skip())
     server = None
     try:
         _load_fixture_into_postgres(url, tmp_path)
@@ -74,20 +73,6 @@ def test_a_release_0_1_0_postgresql_database_upgrades_and_keeps_working(tmp_path
         if server is not None:
             server.stop()
         drop_postgres_schema(url)
-
-
-def _postgres_url_or_skip() -> str:
-    """As tests/conftest.py decides: skip, saying why, unless a PostgreSQL is reachable."""
-    url = os.environ.get("OPENKMS_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip(
-            "PostgreSQL tests skipped: OPENKMS_TEST_DATABASE_URL is not set "
-            "(e.g. postgresql://postgres@127.0.0.1:5432/test)"
-        )
-    problem = postgres_reachable(url)
-    if problem:
-        pytest.skip(f"PostgreSQL tests skipped: {url} is not reachable ({problem})")
-    return url
 
 
 def _copy_root_key(data_dir: Path) -> Path:

@@ -116,11 +116,7 @@ def running(config: ServerConfig, clock: ManualClock) -> Iterator[Runtime]:
     try:
         yield built
     finally:
-        built.changes.stop()  # never started in process; harmless if it was
-        shared = getattr(built.changes, "_shared", None)  # the node's mmap'd change counter
-        if shared is not None:
-            shared.close()
-        built.services.db.dispose()
+        built.close()
 
 
 def root_user(runtime: Runtime) -> Kms:

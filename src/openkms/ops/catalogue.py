@@ -114,6 +114,15 @@ _KEY_AGREEMENT = KeyUse(
 )
 _ENCAPSULATION = KeyUse((KeyUsage.ENCAPSULATE_DECAPSULATE,))
 _STORE = Resolve.CUSTOM_KEY_STORE
+# What CreateCustomKeyStore and UpdateCustomKeyStore record of an external key store proxy
+# (never its authentication credential).
+_XKS_AUDIT = (
+    "XksProxyUriEndpoint",
+    "XksProxyUriPath",
+    "XksProxyVpcEndpointServiceName",
+    "XksProxyVpcEndpointServiceOwner",
+    "XksProxyConnectivity",
+)
 
 _ALL: tuple[Declaration, ...] = (
     # -- keys -------------------------------------------------------------------------------
@@ -386,11 +395,7 @@ _ALL: tuple[Declaration, ...] = (
             "CustomKeyStoreName",
             "CloudHsmClusterId",
             "CustomKeyStoreType",
-            "XksProxyUriEndpoint",
-            "XksProxyUriPath",
-            "XksProxyVpcEndpointServiceName",
-            "XksProxyVpcEndpointServiceOwner",
-            "XksProxyConnectivity",
+            *_XKS_AUDIT,
         ),
     ),
     _account_op(
@@ -406,11 +411,7 @@ _ALL: tuple[Declaration, ...] = (
             "CustomKeyStoreId",
             "NewCustomKeyStoreName",
             "CloudHsmClusterId",
-            "XksProxyUriEndpoint",
-            "XksProxyUriPath",
-            "XksProxyVpcEndpointServiceName",
-            "XksProxyVpcEndpointServiceOwner",
-            "XksProxyConnectivity",
+            *_XKS_AUDIT,
         ),
     ),
     _account_op(

@@ -148,6 +148,12 @@ class ChangeFollower:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def close(self) -> None:
+        """Stop following and let go of the node's counter."""
+        self.stop()
+        if self._shared is not None:
+            self._shared.close()
+
     def _run(self) -> None:
         """Catch up whenever there is something to catch up on: the node's counter moved, a
         notification came, or the listening connection was (re)made. Nothing else reads the

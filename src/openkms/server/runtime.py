@@ -57,6 +57,12 @@ class Runtime:
     changes: ChangeFollower
     first_credentials: IssuedCredentials | None
 
+    def close(self) -> None:
+        """Release what the runtime holds: the change feed, the log, the database."""
+        self.changes.close()
+        self.audit.close()
+        self.services.db.dispose()
+
     def forget_first_secret(self) -> None:
         """Drop the first account's secret from memory once it has been shown."""
         if self.first_credentials is not None:
