@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -24,6 +26,7 @@ ACCOUNT_ID = "123456789012"
 ACCESS_KEY_ID = "FOOBARKEY"
 SECRET_ACCESS_KEY = "FOOBARSECRET"
 REGION = "us-east-1"
+T = TypeVar("T")
 
 # No retries: a test must see the server's first answer, not a retried one.
 CLIENT_CONFIG = Config(
@@ -309,3 +312,39 @@ def postgres_url_or_skip() -> str:
     if problem:
         pytest.skip(f"PostgreSQL tests skipped: {url} is not reachable ({problem})")
     return url
+
+
+@contextmanager
+def time_travel(seconds: float, *servers: OpenKmsServer) -> Iterator[None]:
+    """Move these servers' clocks ``seconds`` ahead until the block ends, and this process's
+    SigV4 signing clock with them: a client whose clock agrees with the server's, so
+    requests signed in the future are not refused as skewed."""
+    import botocore.auth
+
+    real = botocore.auth.get_current_datetime
+
+    def shifted(remove_tzinfo: bool = True) -> dt.datetime:
+        return real(remove_tzinfo) + dt.timedelta(seconds=seconds)
+
+    for server in servers:
+        server.move_clock(seconds)
+    botocore.auth.get_current_datetime = shifted  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        botocore.auth.get_current_datetime = real  # type: ignore[assignment]
+        for server in servers:
+            server.move_clock(0)
+
+
+def eventually(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.1) -> T:
+    """``check()``'s first result that fails no assertion (nor ``pytest.raises``), polling
+    until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, pytest.fail.Exception):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(interval)

@@ -98,6 +98,13 @@ def main() -> None:
     "10000), rsa (500), ecc (300), management (1000). Repeatable.",
 )
 @click.option(
+    "--job-interval",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=1.0,
+    show_default=True,
+    help="Seconds between passes of the lifecycle jobs (rotation, deletion, expiry).",
+)
+@click.option(
     "--insecure-http",
     is_flag=True,
     help="Allow plain HTTP on a non-loopback address (AWS requires HTTPS of KMS endpoints).",
@@ -118,6 +125,7 @@ def serve(
     quotas: tuple[str, ...],
     max_connections: int,
     request_timeout: float,
+    job_interval: float,
 ) -> None:
     """Start the server."""
     from openkms.ops.quotas import parse_quotas
@@ -157,6 +165,7 @@ def serve(
         quotas=quota_settings,
         max_connections=max_connections,
         request_timeout_seconds=request_timeout,
+        job_interval_seconds=job_interval,
         **config_from_environment(),  # type: ignore[arg-type]
     )
     try:

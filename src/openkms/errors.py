@@ -67,6 +67,10 @@ class AlreadyExistsException(KmsError):
     pass
 
 
+class ConflictException(KmsError):
+    pass
+
+
 class CustomKeyStoreNotFoundException(KmsError):
     pass
 
@@ -82,6 +86,18 @@ class DisabledException(KmsError):
 
 class DryRunOperationException(KmsError):
     status = 412
+
+
+class ExpiredImportTokenException(KmsError):
+    pass
+
+
+class IncorrectKeyMaterialException(KmsError):
+    pass
+
+
+class InvalidImportTokenException(KmsError):
+    pass
 
 
 class IncorrectKeyException(KmsError):

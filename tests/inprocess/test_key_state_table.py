@@ -25,6 +25,11 @@ Choices where the guide's cell is conditional, for a symmetric AWS_KMS-origin ke
 * ReEncrypt: the row applies to the source key and to the destination key; both are tested.
 * CreateAlias / DeleteAlias / ListAliases: the key is the alias's target (TargetKeyId, the
   alias's current key, the KeyId filter).
+* Rotation operations in the Pending import column: "[6] ... UnsupportedOperationException"
+  with "<key ARN> origin is EXTERNAL which is not valid for this operation." Only keys with
+  imported material are ever PendingImport; here the key is put there directly.
+* RotateKeyOnDemand on a key pending import and on an Unavailable key: the guide's cell is
+  conditional ("succeeds only if ..."); for a key whose material openkms made it succeeds.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ IMP = ("KMSInvalidStateException", "is pending import.")  # [5]
 UNA = ("KMSInvalidStateException", "is unavailable.")  # [11]
 CRE = ("KMSInvalidStateException", "is creating.")  # [14]
 UPD = ("KMSInvalidStateException", "is updating.")  # [15]
+NPD = ("KMSInvalidStateException", "is not pending deletion.")  # [4]
+EXT = ("UnsupportedOperationException", "origin is EXTERNAL which is not valid for this operation.")
 
 _CRYPTO = (OK, DIS, DEL, IMP, UNA, CRE, OK)
 _ALWAYS = (OK, OK, OK, OK, OK, OK, OK)
@@ -85,6 +92,13 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     "UpdateAlias (old target)": _ALWAYS,  # [10]
     "DeleteAlias": _ALWAYS,
     "ListAliases (KeyId filter)": _ALWAYS,
+    "ScheduleKeyDeletion": (OK, OK, DEL, OK, OK, OK, UPD),
+    "CancelKeyDeletion": (NPD, NPD, OK, NPD, NPD, NPD, NPD),
+    "EnableKeyRotation": (OK, DIS, DEL, EXT, OK, CRE, OK),
+    "DisableKeyRotation": (OK, DIS, DEL, EXT, OK, CRE, OK),
+    "GetKeyRotationStatus": (OK, OK, OK, EXT, OK, OK, OK),
+    "ListKeyRotations": (OK, OK, OK, EXT, OK, OK, OK),
+    "RotateKeyOnDemand": (OK, DIS, DEL, OK, OK, CRE, UPD),
 }
 
 _COLUMN = {
@@ -317,6 +331,53 @@ def _list_aliases_done(s: Subject, result: dict[str, Any]) -> None:
     assert names == [(s.alias, s.key_id)]
 
 
+# Rotation and deletion ----------------------------------------------------------------------
+
+
+def _stored(s: Subject) -> Any:
+    """The key's row as stored (GetKeyRotationStatus is itself refused in some states)."""
+    with s.kms.runtime.services.db.transaction(readonly=True) as tx:
+        return tx.get_key(s.key_id)
+
+
+def _rotation(enabled: bool) -> Callable[..., None]:
+    def check(s: Subject, result: dict[str, Any] | None = None) -> None:
+        assert (_stored(s).rotation_period_days is not None) is enabled
+
+    return check
+
+
+def _enable_rotation(s: Subject) -> None:
+    s.kms.call("EnableKeyRotation", KeyId=s.key_id)
+
+
+def _rotate(s: Subject) -> None:
+    s.kms.call("RotateKeyOnDemand", KeyId=s.key_id)
+
+
+def _materials(count: int) -> Callable[..., None]:
+    def check(s: Subject, result: dict[str, Any] | None = None) -> None:
+        assert _stored(s).current_version == count
+
+    return check
+
+
+def _status_done(s: Subject, result: dict[str, Any]) -> None:
+    assert result == {"KeyId": s.key_id, "KeyRotationEnabled": False}
+
+
+def _rotations_done(s: Subject, result: dict[str, Any]) -> None:
+    assert [r["RotationType"] for r in result["Rotations"]] == ["ON_DEMAND"]
+
+
+def _scheduled(s: Subject, result: dict[str, Any]) -> None:
+    assert (result["KeyState"], s.kms.key_state(s.key_id)) == ("PendingDeletion",) * 2
+
+
+def _cancelled(s: Subject, result: dict[str, Any]) -> None:
+    assert (result["KeyId"], s.kms.key_state(s.key_id)) == (s.arn, "Disabled")
+
+
 OPERATIONS: dict[str, Operation] = {
     "DescribeKey": Operation(
         _nothing, lambda s: s.kms.call("DescribeKey", KeyId=s.key_id), _describe_done
@@ -407,6 +468,28 @@ OPERATIONS: dict[str, Operation] = {
         lambda s: s.kms.call("ListAliases", KeyId=s.key_id),
         _list_aliases_done,
     ),
+    "ScheduleKeyDeletion": Operation(
+        _nothing,
+        lambda s: s.kms.call("ScheduleKeyDeletion", KeyId=s.key_id, PendingWindowInDays=7),
+        _scheduled,
+    ),
+    "CancelKeyDeletion": Operation(
+        _nothing, lambda s: s.kms.call("CancelKeyDeletion", KeyId=s.key_id), _cancelled
+    ),
+    "EnableKeyRotation": Operation(_nothing, _enable_rotation, _rotation(True), _rotation(False)),
+    "DisableKeyRotation": Operation(
+        _enable_rotation,
+        lambda s: s.kms.call("DisableKeyRotation", KeyId=s.key_id),
+        _rotation(False),
+        _rotation(True),
+    ),
+    "GetKeyRotationStatus": Operation(
+        _nothing, lambda s: s.kms.call("GetKeyRotationStatus", KeyId=s.key_id), _status_done
+    ),
+    "ListKeyRotations": Operation(
+        _rotate, lambda s: s.kms.call("ListKeyRotations", KeyId=s.key_id), _rotations_done
+    ),
+    "RotateKeyOnDemand": Operation(_nothing, _rotate, _materials(2), _materials(1)),
 }
 
 

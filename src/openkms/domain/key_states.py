@@ -143,7 +143,9 @@ def check_state(operation: str, key_arn: str, key_state: str) -> None:
 # Which state changes exist at all. An operation's own row decides whether a caller may ask
 # for one; this table guards against a rule (or a job) moving a key where AWS never does.
 TRANSITIONS: dict[KeyState, frozenset[KeyState]] = {
-    KeyState.CREATING: frozenset({KeyState.ENABLED, KeyState.PENDING_IMPORT}),
+    KeyState.CREATING: frozenset(
+        {KeyState.ENABLED, KeyState.PENDING_IMPORT, KeyState.PENDING_DELETION}
+    ),
     KeyState.ENABLED: frozenset(
         {
             KeyState.ENABLED,

@@ -36,6 +36,13 @@ def data_key_bytes(req: dict[str, Any]) -> int:
     return int(req["NumberOfBytes"])
 
 
+def _pending_window(req: dict[str, Any]) -> None:
+    # The model allows 1-365; AWS accepts 7-30, and answers in these words.
+    window = req.get("PendingWindowInDays")
+    if window is not None and not 7 <= window <= 30:
+        raise ValidationException("PendingWindowInDays must be between 7 and 30")
+
+
 def _random_input(req: dict[str, Any]) -> None:
     if "CustomKeyStoreId" in req:
         raise CustomKeyStoreNotFoundException(
@@ -343,16 +350,28 @@ _ALL: tuple[Declaration, ...] = (
     ),
     _key_op("RevokeGrant", read_only=False, dry_run=True, audit=("KeyId", "GrantId")),
     # -- lifecycle --------------------------------------------------------------------------
-    _key_op("ScheduleKeyDeletion", read_only=False, audit=("KeyId", "PendingWindowInDays")),
-    _key_op("CancelKeyDeletion", read_only=False),
-    _key_op("EnableKeyRotation", read_only=False, audit=("KeyId", "RotationPeriodInDays")),
-    _key_op("DisableKeyRotation", read_only=False),
-    _key_op("GetKeyRotationStatus", read_only=True),
-    _key_op("RotateKeyOnDemand", read_only=False),
+    _key_op(
+        "ScheduleKeyDeletion",
+        read_only=False,
+        audit=("KeyId", "PendingWindowInDays"),
+        check_input=_pending_window,
+        implemented=True,
+    ),
+    _key_op("CancelKeyDeletion", read_only=False, implemented=True),
+    _key_op(
+        "EnableKeyRotation",
+        read_only=False,
+        audit=("KeyId", "RotationPeriodInDays"),
+        implemented=True,
+    ),
+    _key_op("DisableKeyRotation", read_only=False, implemented=True),
+    _key_op("GetKeyRotationStatus", read_only=True, implemented=True),
+    _key_op("RotateKeyOnDemand", read_only=False, implemented=True),
     _key_op(
         "ListKeyRotations",
         read_only=True,
         audit=("KeyId", "IncludeKeyMaterial", "Limit", "Marker"),
+        implemented=True,
     ),
     # -- imported key material --------------------------------------------------------------
     _key_op(

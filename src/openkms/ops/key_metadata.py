@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openkms.crypto.key_specs import metadata_algorithms
+from openkms.crypto.key_specs import KeySpec, metadata_algorithms
 from openkms.domain.key_states import KeyState
 from openkms.ops.key_directory import LoadedKey
 
@@ -26,6 +26,15 @@ def key_metadata(key: LoadedKey) -> dict[str, Any]:
         "KeySpec": record.key_spec,
         **metadata_algorithms(record.key_spec, record.key_usage),
         "MultiRegion": record.multi_region,
-        "CurrentKeyMaterialId": key.current_material.material_id,
     }
+    if record.deletion_date is not None:
+        # PendingDeletionWindowInDays is for a multi-Region primary pending replica deletion.
+        metadata["DeletionDate"] = record.deletion_date
+    current = key.materials.get(record.current_version)
+    if current is not None and record.key_spec == KeySpec.SYMMETRIC_DEFAULT:
+        metadata["CurrentKeyMaterialId"] = current.material_id
+        if record.origin == "EXTERNAL" and current.expiration_model is not None:
+            metadata["ExpirationModel"] = current.expiration_model
+            if current.valid_to is not None:
+                metadata["ValidTo"] = current.valid_to
     return metadata

@@ -17,6 +17,9 @@ __all__ = ["open_blob", "parse_blob", "seal"]
 
 
 def handle_of(key: LoadedKey, material: MaterialRecord) -> KeyHandle:
+    # Only imported material that was deleted or expired has no wrapped value, and the
+    # callers check for that first.
+    assert material.wrapped_material is not None
     return KeyHandle(
         key.record.arn, material.version, material.wrapped_material, key.record.key_spec
     )
@@ -42,7 +45,7 @@ def open_blob(
 ) -> tuple[bytes, MaterialRecord]:
     """Decrypt a blob the caller has already matched to ``key``."""
     material = key.materials.get(blob.material_version)
-    if material is None:
+    if material is None or material.wrapped_material is None:
         raise InvalidCiphertextException()
     aad = blob.associated_data(canonical_encryption_context(context))
     try:

@@ -115,8 +115,10 @@ class OpenKmsApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 self.runtime.changes.start()
+                self.runtime.jobs.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.runtime.jobs.stop()
                 self.runtime.changes.stop()
                 self._executor.shutdown(wait=True)
                 self.runtime.audit.close()

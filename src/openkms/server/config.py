@@ -38,6 +38,8 @@ class ServerConfig:
     request_timeout_seconds: float = 10.0
     # Requests per second per account and Region, by class (openkms.ops.quotas).
     quotas: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    # Seconds between passes of the lifecycle jobs (rotation, deletion, material expiry).
+    job_interval_seconds: float = 1.0
 
     @property
     def tls(self) -> bool:

@@ -18,6 +18,7 @@ from openkms.iam.accounts import (
     new_account_id,
     new_secret_access_key,
 )
+from openkms.jobs import JobRunner, LifecycleJobs
 from openkms.keystore import IntegrityError, SoftwareKeyStore
 from openkms.model import ServiceModel, load_kms_model
 from openkms.ops import DECLARATIONS, HANDLERS
@@ -55,10 +56,12 @@ class Runtime:
     dispatcher: Dispatcher
     audit: AuditSink
     changes: ChangeFollower
+    jobs: JobRunner
     first_credentials: IssuedCredentials | None
 
     def close(self) -> None:
-        """Release what the runtime holds: the change feed, the log, the database."""
+        """Release what the runtime holds: the jobs, the change feed, the log, the database."""
+        self.jobs.stop()
         self.changes.close()
         self.audit.close()
         self.services.db.dispose()
@@ -123,8 +126,17 @@ def build_runtime(
         db.dispose()
         raise StartupError(f"the operation declarations are inconsistent: {error}") from None
     changes = ChangeFollower(db, SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE))
+    jobs = JobRunner(LifecycleJobs(db, services.keystore, clock), config.job_interval_seconds)
     return Runtime(
-        config, model, services, authenticator, dispatcher, LogAuditSink(), changes, credentials
+        config,
+        model,
+        services,
+        authenticator,
+        dispatcher,
+        LogAuditSink(),
+        changes,
+        jobs,
+        credentials,
     )
 
 

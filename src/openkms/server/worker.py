@@ -41,6 +41,7 @@ def worker_environment(config: ServerConfig, log_level: str) -> str:
             "max_connections": config.max_connections,
             "request_timeout_seconds": config.request_timeout_seconds,
             "quotas": config.quotas,
+            "job_interval_seconds": config.job_interval_seconds,
             "log_level": log_level,
         }
     )
@@ -77,6 +78,7 @@ def create_worker_app() -> OpenKmsApp:
         quotas=values["quotas"],
         max_connections=values["max_connections"],
         request_timeout_seconds=values["request_timeout_seconds"],
+        job_interval_seconds=values["job_interval_seconds"],
     )
     GuardedHttpToolsProtocol.configure(config.max_connections, config.request_timeout_seconds)
     return create_app(build_runtime(config, first_start=False))

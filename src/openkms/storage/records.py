@@ -22,6 +22,15 @@ class KeyRecord:
     policy: str
     multi_region: bool
     current_version: int
+    rotation_period_days: int | None = None
+    next_rotation_date: dt.datetime | None = None
+    on_demand_rotations: int = 0
+    deletion_date: dt.datetime | None = None
+    pending_window_days: int | None = None
+
+    @property
+    def rotation_enabled(self) -> bool:
+        return self.rotation_period_days is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +38,18 @@ class MaterialRecord:
     key_id: str
     version: int
     material_id: str
-    wrapped_material: bytes
+    wrapped_material: bytes | None
     created_at: dt.datetime
+    rotation_type: str | None = None
+    rotation_date: dt.datetime | None = None
+    import_state: str | None = None
+    expiration_model: str | None = None
+    valid_to: dt.datetime | None = None
+    description: str | None = None
+    material_check: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"MaterialRecord({self.key_id!r}, version={self.version}, id={self.material_id})"
 
 
 @dataclass(frozen=True, slots=True)

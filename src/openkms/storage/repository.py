@@ -30,6 +30,18 @@ def change_channel(schema: str) -> str:
     return "openkms_changes_" + hashlib.sha256(schema.encode()).hexdigest()[:16]
 
 
+_MATERIAL_UPDATABLE = frozenset(
+    {
+        "wrapped_material",
+        "import_state",
+        "expiration_model",
+        "valid_to",
+        "description",
+        "rotation_type",
+        "rotation_date",
+    }
+)
+
 # Statements bind at most this many values at once (PostgreSQL allows 65535 in all).
 _CHUNK = 500
 
@@ -184,6 +196,68 @@ class Transaction:
     def set_key_description(self, key_id: str, description: str) -> None:
         self._update_key(key_id, description=description)
 
+    def set_rotation_schedule(
+        self, key_id: str, period_days: int | None, next_rotation: Any | None
+    ) -> None:
+        self._update_key(key_id, rotation_period_days=period_days, next_rotation_date=next_rotation)
+
+    def set_next_rotation(self, key_id: str, next_rotation: Any) -> None:
+        self._update_key(key_id, next_rotation_date=next_rotation)
+
+    def make_material_current(self, key_id: str, version: int, on_demand_rotations: int) -> None:
+        self._update_key(key_id, current_version=version, on_demand_rotations=on_demand_rotations)
+
+    def set_deletion(
+        self, key_id: str, key_state: str, deletion_date: Any | None, window_days: int | None
+    ) -> None:
+        self._update_key(
+            key_id,
+            key_state=key_state,
+            deletion_date=deletion_date,
+            pending_window_days=window_days,
+        )
+
+    def keys_due(self, column: str, now: Any, limit: int) -> list[str]:
+        """Ids of keys whose ``next_rotation_date`` or ``deletion_date`` has come."""
+        table = schema.kms_keys
+        when = table.c[column]
+        rows = self.connection.execute(
+            select(table.c.key_id).where(when.is_not(None), when <= now).order_by(when).limit(limit)
+        )
+        return [row[0] for row in rows]
+
+    def materials_expired(self, now: Any, limit: int) -> list[tuple[str, int]]:
+        """(key id, version) of imported material whose ValidTo has passed and is still held."""
+        table = schema.key_materials
+        rows = self.connection.execute(
+            select(table.c.key_id, table.c.version)
+            .where(
+                table.c.valid_to.is_not(None),
+                table.c.valid_to <= now,
+                table.c.wrapped_material.is_not(None),
+            )
+            .order_by(table.c.valid_to)
+            .limit(limit)
+        )
+        return [(row[0], int(row[1])) for row in rows]
+
+    def delete_key(self, key_id: str) -> None:
+        """Destroy a key: its aliases, tags, every material and the key itself."""
+        aliases = schema.aliases
+        for row in self.connection.execute(
+            select(aliases.c.account_id, aliases.c.region, aliases.c.alias_name).where(
+                aliases.c.target_key_id == key_id
+            )
+        ):
+            self.changes.add(AliasChanged(row[0], row[1], row[2]))
+        self.connection.execute(delete(aliases).where(aliases.c.target_key_id == key_id))
+        self.connection.execute(delete(schema.key_tags).where(schema.key_tags.c.key_id == key_id))
+        self.connection.execute(
+            delete(schema.key_materials).where(schema.key_materials.c.key_id == key_id)
+        )
+        self.connection.execute(delete(schema.kms_keys).where(schema.kms_keys.c.key_id == key_id))
+        self.changes.add(KeyChanged(key_id))
+
     def _update_key(self, key_id: str, **values: Any) -> None:
         table = schema.kms_keys
         self.connection.execute(update(table).where(table.c.key_id == key_id).values(**values))
@@ -192,6 +266,19 @@ class Transaction:
     def insert_material(self, record: MaterialRecord) -> None:
         self.connection.execute(insert(schema.key_materials).values(**_fields(record)))
         self.changes.add(KeyChanged(record.key_id))
+
+    def update_material(self, key_id: str, version: int, **values: Any) -> None:
+        """Change a material's import fields (state, expiry, description, wrapped value)."""
+        unknown = set(values) - _MATERIAL_UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        table = schema.key_materials
+        self.connection.execute(
+            update(table)
+            .where(table.c.key_id == key_id, table.c.version == version)
+            .values(**values)
+        )
+        self.changes.add(KeyChanged(key_id))
 
     def list_materials(self, key_id: str) -> list[MaterialRecord]:
         table = schema.key_materials

@@ -122,6 +122,13 @@ kms_keys = Table(
     Column("policy", NulSafeText, nullable=False),
     Column("multi_region", Boolean, nullable=False),
     Column("current_version", Integer, nullable=False),
+    # Automatic rotation: the period while enabled (None: disabled) and when it is next due.
+    Column("rotation_period_days", Integer, nullable=True),
+    Column("next_rotation_date", UTCDateTime, nullable=True, index=True),
+    Column("on_demand_rotations", Integer, nullable=False, server_default="0"),
+    # Set while the key is pending deletion.
+    Column("deletion_date", UTCDateTime, nullable=True, index=True),
+    Column("pending_window_days", Integer, nullable=True),
 )
 
 key_materials = Table(
@@ -130,8 +137,19 @@ key_materials = Table(
     Column("key_id", String(36), ForeignKey("kms_keys.key_id"), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("material_id", String(64), nullable=False),
-    Column("wrapped_material", LargeBinary, nullable=False),
+    # None once imported material is deleted or expired (the row keeps its id and check).
+    Column("wrapped_material", LargeBinary, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # How and when this material became current; None for a key's first material.
+    Column("rotation_type", String(16), nullable=True),
+    Column("rotation_date", UTCDateTime, nullable=True),
+    # Imported material only.
+    Column("import_state", String(16), nullable=True),
+    Column("expiration_model", String(32), nullable=True),
+    Column("valid_to", UTCDateTime, nullable=True, index=True),
+    Column("description", NulSafeText, nullable=True),
+    # A key check value of imported material: recognises the same material imported again.
+    Column("material_check", LargeBinary, nullable=True),
 )
 
 aliases = Table(

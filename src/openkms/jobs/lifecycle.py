@@ -1,0 +1,75 @@
+"""The lifecycle jobs: rotate keys when due, destroy keys whose deletion window ended, and
+delete imported material past its ValidTo.
+
+Every process of every node runs them. A pass reads which keys look due, then hands each to
+a domain rule that locks the key and re-checks it, so each piece of work happens once
+(``openkms.domain.lifecycle``); the others find nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from openkms.clock import Clock
+from openkms.domain import lifecycle
+from openkms.keystore import KeyStore
+from openkms.storage import Database
+
+log = logging.getLogger(__name__)
+
+# Keys handed to the rules per kind and pass; a backlog is worked through pass after pass.
+_BATCH = 100
+
+# Imported material past its ValidTo: (db, key id, version, now) -> True if this pass
+# deleted it. Set by the import module when it is built (None: nothing to expire).
+ExpireMaterial = Callable[..., bool]
+
+
+@dataclass
+class JobReport:
+    rotated: int = 0
+    deleted: int = 0
+    expired: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.rotated + self.deleted + self.expired
+
+
+class LifecycleJobs:
+    def __init__(
+        self,
+        db: Database,
+        keystore: KeyStore,
+        clock: Clock,
+        expire_material: ExpireMaterial | None = None,
+    ) -> None:
+        self._db = db
+        self._keystore = keystore
+        self._clock = clock
+        self._expire_material = expire_material
+
+    def run_once(self) -> JobReport:
+        """One pass over everything that is due now."""
+        now = self._clock.now()
+        report = JobReport()
+        with self._db.transaction(readonly=True) as tx:
+            due_rotation = tx.keys_due("next_rotation_date", now, _BATCH)
+            due_deletion = tx.keys_due("deletion_date", now, _BATCH)
+            expired = tx.materials_expired(now, _BATCH) if self._expire_material else []
+        for key_id in due_rotation:
+            if lifecycle.rotate_if_due(self._db, self._keystore, key_id, now):
+                report.rotated += 1
+                log.info("rotated key %s (automatic rotation)", key_id)
+        for key_id in due_deletion:
+            if lifecycle.delete_if_due(self._db, key_id, now):
+                report.deleted += 1
+                log.info("deleted key %s: its deletion window ended", key_id)
+        if self._expire_material is not None:
+            for key_id, version in expired:
+                if self._expire_material(self._db, key_id, version, now):
+                    report.expired += 1
+                    log.info("deleted imported material %d of key %s: expired", version, key_id)
+        return report

@@ -1,0 +1,52 @@
+"""Runs the lifecycle jobs on a thread of each server process, every ``interval`` seconds.
+
+A thread, not the event loop: the jobs write to the database, and the event loop must never
+wait for it. A failed pass (the database away, a lock timeout) is logged and tried again on
+the next tick; nothing it did is half-done, since each step is one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from openkms.jobs.lifecycle import JobReport, LifecycleJobs
+from openkms.storage import StorageError
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    def __init__(self, jobs: LifecycleJobs, interval: float = 1.0) -> None:
+        self.jobs = jobs
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None or self._interval <= 0:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="openkms-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def run_once(self) -> JobReport:
+        return self.jobs.run_once()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.jobs.run_once()
+            except StorageError as error:
+                # The type only: a driver's message can quote the statement's parameters.
+                log.warning(
+                    "lifecycle jobs: the database failed (%s); retrying", type(error).__name__
+                )
+            except Exception:
+                log.exception("lifecycle jobs: a pass failed; retrying")
