@@ -30,7 +30,7 @@ from openkms.seal import RootKey
 from openkms.seal.dev_root_key import open_dev_root_key
 from openkms.seal.secrets import unwrap_secret, wrap_secret
 from openkms.server.change_feed import ChangeFollower, SharedSequence
-from openkms.server.config import ServerConfig
+from openkms.server.config import ServerConfig, is_loopback
 from openkms.storage import Database, open_database
 from openkms.storage.repository import Transaction
 
@@ -97,9 +97,14 @@ def build_runtime(
     """Everything a server process needs. ``first_start`` runs the once-per-start work
     (migrations, the first account); worker processes of a started server skip it."""
     if clock is None:
+        if os.environ.get("OPENKMS_CLOCK_FILE"):
+            # Moving the clock makes keys rotate and deletions happen: a test-only control,
+            # refused on any server reachable beyond this machine.
+            if not is_loopback(config.host):
+                raise StartupError("OPENKMS_CLOCK_FILE is for tests: refused off loopback")
+            if first_start:
+                log.warning("OPENKMS_CLOCK_FILE is set: the clock is shifted (for tests only)")
         clock = clock_from_environment()
-        if first_start and os.environ.get("OPENKMS_CLOCK_FILE"):
-            log.warning("OPENKMS_CLOCK_FILE is set: the clock is shifted (for tests only)")
     db, root_key = open_storage(config, migrate=first_start)
     credentials = _first_account(config, db, root_key, clock) if first_start else None
     services = Services(
