@@ -137,3 +137,19 @@ def test_rotation_of_other_specs_is_refused_after_the_state_check(kms: Kms, spec
     kms.call("DisableKey", KeyId=key["KeyId"])
     with kms.refused("DisabledException", f"{key['Arn']} is disabled."):
         kms.call("RotateKeyOnDemand", KeyId=key["KeyId"])
+
+
+def test_keys_that_must_wait_never_crowd_out_due_ones(kms: Kms, clock: ManualClock) -> None:
+    """More disabled due keys than a pass takes (100) do not starve an enabled one."""
+    waiting = []
+    for _ in range(120):
+        key = kms.create_key()
+        kms.call("EnableKeyRotation", KeyId=key["KeyId"], RotationPeriodInDays=90)
+        kms.call("DisableKey", KeyId=key["KeyId"])
+        waiting.append(key)
+    clock.advance(DAY)
+    due = kms.create_key()
+    kms.call("EnableKeyRotation", KeyId=due["KeyId"], RotationPeriodInDays=90)
+    clock.advance(90 * DAY)
+    assert _run(kms).rotated == 1
+    assert len(_rotations(kms, due["KeyId"])) == 1

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from openkms.clock import Clock
 from openkms.domain import lifecycle
+from openkms.domain.key_states import KeyState
 from openkms.keystore import KeyStore
 from openkms.storage import Database
 
@@ -56,8 +57,8 @@ class LifecycleJobs:
         now = self._clock.now()
         report = JobReport()
         with self._db.transaction(readonly=True) as tx:
-            due_rotation = tx.keys_due("next_rotation_date", now, _BATCH)
-            due_deletion = tx.keys_due("deletion_date", now, _BATCH)
+            due_rotation = tx.keys_due("next_rotation_date", KeyState.ENABLED, now, _BATCH)
+            due_deletion = tx.keys_due("deletion_date", KeyState.PENDING_DELETION, now, _BATCH)
             expired = tx.materials_expired(now, _BATCH) if self._expire_material else []
         for key_id in due_rotation:
             if lifecycle.rotate_if_due(self._db, self._keystore, key_id, now):

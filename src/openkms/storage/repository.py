@@ -217,12 +217,17 @@ class Transaction:
             pending_window_days=window_days,
         )
 
-    def keys_due(self, column: str, now: Any, limit: int) -> list[str]:
-        """Ids of keys whose ``next_rotation_date`` or ``deletion_date`` has come."""
+    def keys_due(self, column: str, key_state: str, now: Any, limit: int) -> list[str]:
+        """Ids of keys in ``key_state`` whose ``next_rotation_date`` or ``deletion_date`` has
+        come (the state too, so keys that must wait, e.g. disabled ones, never crowd a
+        batch)."""
         table = schema.kms_keys
         when = table.c[column]
         rows = self.connection.execute(
-            select(table.c.key_id).where(when.is_not(None), when <= now).order_by(when).limit(limit)
+            select(table.c.key_id)
+            .where(when.is_not(None), when <= now, table.c.key_state == key_state)
+            .order_by(when)
+            .limit(limit)
         )
         return [row[0] for row in rows]
 
