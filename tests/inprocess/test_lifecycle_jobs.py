@@ -153,3 +153,14 @@ def test_keys_that_must_wait_never_crowd_out_due_ones(kms: Kms, clock: ManualClo
     clock.advance(90 * DAY)
     assert _run(kms).rotated == 1
     assert len(_rotations(kms, due["KeyId"])) == 1
+
+
+def test_a_backlog_larger_than_a_batch_is_worked_through_in_one_pass(
+    kms: Kms, clock: ManualClock
+) -> None:
+    keys = [kms.create_key() for _ in range(130)]
+    for key in keys:
+        kms.call("ScheduleKeyDeletion", KeyId=key["KeyId"], PendingWindowInDays=7)
+    clock.advance(7 * DAY)
+    assert _run(kms).deleted == 130
+    assert _run(kms).deleted == 0

@@ -8,6 +8,7 @@ a domain rule that locks the key and re-checks it, so each piece of work happens
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from openkms.storage import Database
 
 log = logging.getLogger(__name__)
 
-# Keys handed to the rules per kind and pass; a backlog is worked through pass after pass.
+# Keys handed to the rules per kind and batch, and batches per pass: a pass ends (and the
+# next tick goes on with a larger backlog) after at most 2,000 keys of each kind.
 _BATCH = 100
+_BATCHES_PER_PASS = 20
 
 # Imported material past its ValidTo: (db, key id, version, now) -> True if this pass
 # deleted it. Set by the import module when it is built (None: nothing to expire).
@@ -53,9 +56,17 @@ class LifecycleJobs:
         self._expire_material = expire_material
 
     def run_once(self) -> JobReport:
-        """One pass over everything that is due now."""
+        """One pass over everything that is due now (a backlog in batches, up to a bound, so
+        a pass ends and the next tick goes on)."""
         now = self._clock.now()
         report = JobReport()
+        for _ in range(_BATCHES_PER_PASS):
+            if not self._batch(now, report):
+                break
+        return report
+
+    def _batch(self, now: dt.datetime, report: JobReport) -> bool:
+        """Work one batch of each kind; True if any kind had a full batch (more may wait)."""
         with self._db.transaction(readonly=True) as tx:
             due_rotation = tx.keys_due("next_rotation_date", KeyState.ENABLED, now, _BATCH)
             due_deletion = tx.keys_due("deletion_date", KeyState.PENDING_DELETION, now, _BATCH)
@@ -73,4 +84,4 @@ class LifecycleJobs:
                 if self._expire_material(self._db, key_id, version, now):
                     report.expired += 1
                     log.info("deleted imported material %d of key %s: expired", version, key_id)
-        return report
+        return _BATCH in (len(due_rotation), len(due_deletion), len(expired))
