@@ -99,3 +99,58 @@ def test_cli_reports_aws_errors(server):
     failure = aws(server, "kms", "describe-key", "--key-id", "alias/missing", expect_failure=True)
     assert "NotFoundException" in failure["stderr"]
     assert "alias/missing is not found." in failure["stderr"]
+
+
+def test_cli_rotates_lists_rotations_and_schedules_deletion(server):
+    key = aws(server, "kms", "create-key")["KeyMetadata"]
+    aws(
+        server,
+        "kms",
+        "enable-key-rotation",
+        "--key-id",
+        key["KeyId"],
+        "--rotation-period-in-days",
+        "180",
+    )
+    status = aws(server, "kms", "get-key-rotation-status", "--key-id", key["KeyId"])
+    assert (status["KeyRotationEnabled"], status["RotationPeriodInDays"]) == (True, 180)
+    assert (
+        aws(server, "kms", "rotate-key-on-demand", "--key-id", key["KeyId"])["KeyId"] == key["Arn"]
+    )
+    # The CLI pages through ListKeyRotations itself (--page-size 1: one entry per request).
+    listed = aws(
+        server,
+        "kms",
+        "list-key-rotations",
+        "--key-id",
+        key["KeyId"],
+        "--include-key-material",
+        "ALL_KEY_MATERIAL",
+        "--page-size",
+        "1",
+    )["Rotations"]
+    assert [r["KeyMaterialState"] for r in listed] == ["NON_CURRENT", "CURRENT"]
+    scheduled = aws(
+        server,
+        "kms",
+        "schedule-key-deletion",
+        "--key-id",
+        key["KeyId"],
+        "--pending-window-in-days",
+        "7",
+    )
+    assert (scheduled["KeyState"], scheduled["PendingWindowInDays"]) == ("PendingDeletion", 7)
+    refused = aws(
+        server,
+        "kms",
+        "schedule-key-deletion",
+        "--key-id",
+        key["KeyId"],
+        "--pending-window-in-days",
+        "3",
+        expect_failure=True,
+    )
+    assert "PendingWindowInDays must be between 7 and 30" in refused["stderr"]
+    assert (
+        aws(server, "kms", "cancel-key-deletion", "--key-id", key["KeyId"])["KeyId"] == key["Arn"]
+    )
