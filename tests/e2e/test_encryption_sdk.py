@@ -6,8 +6,9 @@ import os
 
 import botocore.session
 import pytest
+from botocore.exceptions import ClientError
 
-from tests.support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from tests.support import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, eventually, time_travel
 
 aws_encryption_sdk = pytest.importorskip("aws_encryption_sdk")
 
@@ -54,3 +55,26 @@ def test_encryption_sdk_round_trip_with_two_keys(server, kms, endpoint_env):
     kms.disable_key(KeyId=arns[1])
     with pytest.raises(aws_encryption_sdk.exceptions.DecryptKeyError):
         client.decrypt(source=ciphertext, key_provider=_provider(server, arns))
+
+
+def test_encryption_sdk_messages_survive_rotation_and_die_with_the_key(server, kms, endpoint_env):
+    arn = kms.create_key()["KeyMetadata"]["Arn"]
+    client = aws_encryption_sdk.EncryptionSDKClient()
+    before, _ = client.encrypt(source=b"before rotation", key_provider=_provider(server, [arn]))
+    kms.rotate_key_on_demand(KeyId=arn)
+    after, _ = client.encrypt(source=b"after rotation", key_provider=_provider(server, [arn]))
+    for message, expected in ((before, b"before rotation"), (after, b"after rotation")):
+        decrypted, _ = client.decrypt(source=message, key_provider=_provider(server, [arn]))
+        assert decrypted == expected
+
+    kms.schedule_key_deletion(KeyId=arn, PendingWindowInDays=7)
+    with time_travel(7 * 86_400 + 60, server):
+
+        def gone() -> None:
+            with pytest.raises(aws_encryption_sdk.exceptions.DecryptKeyError):
+                client.decrypt(source=before, key_provider=_provider(server, [arn]))
+            with pytest.raises(ClientError) as refused:
+                kms.describe_key(KeyId=arn)
+            assert refused.value.response["Error"]["Code"] == "NotFoundException"
+
+        eventually(gone)
