@@ -68,6 +68,8 @@ def test_database_and_log_hold_no_key_material_plaintext_or_secret(own_server):
     data_key = kms.generate_data_key(KeyId=key_id, NumberOfBytes=32)["Plaintext"]
     assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
     kms.generate_random(NumberOfBytes=64)
+    kms.rotate_key_on_demand(KeyId=key_id)  # a second material, made by rotation
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == plaintext
     own_server.stop()
 
     root_key = (own_server.data_dir / "root.key").read_bytes()
@@ -75,7 +77,7 @@ def test_database_and_log_hold_no_key_material_plaintext_or_secret(own_server):
     materials = [
         unwrap_material(root_key, arn, version, wrapped) for arn, version, wrapped in wrapped_rows
     ]
-    assert materials and all(len(m) == 32 for m in materials)
+    assert len(materials) == 2 and all(len(m) == 32 for m in materials)
 
     stored = _database_bytes(own_server)
     log = Path(own_server.log_path).read_bytes()
