@@ -12,6 +12,7 @@ import datetime as dt
 import secrets
 
 from openkms.crypto.key_specs import KeySpec
+from openkms.domain import imports
 from openkms.domain.key_states import KeyState, check_transition
 from openkms.domain.keys import locked_key
 from openkms.errors import LimitExceededException, UnsupportedOperationException
@@ -81,14 +82,19 @@ def disable_rotation(db: Database, key_id: str) -> None:
 def rotate_on_demand(
     db: Database, keystore: KeyStore, key_id: str, now: dt.datetime
 ) -> MaterialRecord:
-    """A new current material at once; the automatic schedule is left as it is."""
+    """A new current material at once; the automatic schedule is left as it is. A key with
+    imported material rotates to the material imported for it (PENDING_ROTATION)."""
     with db.transaction() as tx:
         record = locked_key(tx, key_id, "RotateKeyOnDemand")
-        check_rotatable(record)
+        check_rotatable(record, external=True)
         if record.on_demand_rotations >= ON_DEMAND_ROTATION_LIMIT:
             raise LimitExceededException(
                 "The on-demand rotations limit has been reached for the given keyId. No more "
                 f"on-demand rotations can be performed for this key: {record.arn}"
+            )
+        if record.origin == imports.EXTERNAL:
+            return imports.rotate_to_pending(
+                tx, record, now, RotationType.ON_DEMAND, record.on_demand_rotations + 1
             )
         return _new_current_material(
             tx, keystore, record, now, RotationType.ON_DEMAND, record.on_demand_rotations + 1

@@ -7,13 +7,23 @@ returns private or secret key material.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from openkms.crypto.integrity import IntegrityError
 
-__all__ = ["IntegrityError", "KeyHandle", "KeyStore", "UnsupportedByKeyStore"]
+__all__ = [
+    "ImportRejected",
+    "ImportTokenExpired",
+    "ImportTokenInvalid",
+    "IntegrityError",
+    "KeyHandle",
+    "KeyStore",
+    "StagedImport",
+    "UnsupportedByKeyStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +47,33 @@ class UnsupportedByKeyStore(Exception):
     """The key store cannot do this (yet) for this kind of key."""
 
 
+class ImportTokenExpired(Exception):
+    """The import token's 24 hours are over."""
+
+
+class ImportTokenInvalid(Exception):
+    """Not an import token this key store issued for this key."""
+
+
+class ImportRejected(Exception):
+    """The material unwrapped but cannot be this key's (its size); the message is safe to
+    show and names no material."""
+
+
+@dataclass(frozen=True, slots=True)
+class StagedImport:
+    """Material a customer imported, unwrapped from its import wrapping and held by the key
+    store (``sealed`` means something only to the store that made it) until the caller has
+    decided which version of the key it becomes. ``material_id`` is its KeyMaterialId."""
+
+    key_arn: str
+    material_id: str
+    sealed: bytes
+
+    def __repr__(self) -> str:
+        return f"StagedImport({self.key_arn!r}, id={self.material_id})"
+
+
 AssociatedData = Callable[[bytes], bytes]
 
 
@@ -49,8 +86,38 @@ class KeyStore(Protocol):
         """New material of ``key_spec`` for (arn, version); returns the handle's opaque bytes."""
         ...
 
-    def import_material(self, key_spec: str, key_arn: str, version: int, material: bytes) -> bytes:
-        """Take custody of material a customer imported; returns the handle's opaque bytes."""
+    def import_parameters(
+        self, key_arn: str, wrapping_algorithm: str, wrapping_key_spec: str, valid_to: dt.datetime
+    ) -> tuple[bytes, bytes]:
+        """A fresh wrapping key pair for importing material into ``key_arn`` until
+        ``valid_to``: ``(public key as DER SubjectPublicKeyInfo, import token)``. The token
+        carries the private key sealed; nothing needs to be stored."""
+        ...
+
+    def open_import(
+        self,
+        key_spec: str,
+        key_arn: str,
+        import_token: bytes,
+        encrypted_material: bytes,
+        now: dt.datetime,
+    ) -> StagedImport:
+        """Unwrap ``encrypted_material`` with the token's private key. Raises
+        ``ImportTokenExpired``, ``ImportTokenInvalid`` (not issued here for ``key_arn``),
+        ``IntegrityError`` (does not unwrap) or ``ImportRejected`` (not material of
+        ``key_spec``)."""
+        ...
+
+    def import_material(
+        self, key_spec: str, key_arn: str, version: int, staged: StagedImport
+    ) -> bytes:
+        """Take custody of staged imported material as (arn, version); returns the handle's
+        opaque bytes. Raw material is never accepted from outside the key store."""
+        ...
+
+    def discard(self, key_arn: str, version: int) -> None:
+        """Forget any copy of this material the store holds outside its opaque bytes (the
+        material was deleted)."""
         ...
 
     # -- symmetric encryption (the ciphertext blob's body) ------------------------------

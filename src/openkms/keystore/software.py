@@ -8,17 +8,33 @@ hot path never unwraps twice; no method returns it.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
 from collections import OrderedDict
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from openkms.crypto import key_import
+from openkms.crypto.integrity import IntegrityError
 from openkms.crypto.key_specs import KeySpec
-from openkms.keystore.base import AssociatedData, KeyHandle, UnsupportedByKeyStore
+from openkms.keystore.base import (
+    AssociatedData,
+    ImportRejected,
+    ImportTokenExpired,
+    ImportTokenInvalid,
+    KeyHandle,
+    StagedImport,
+    UnsupportedByKeyStore,
+)
 from openkms.keystore.message_keys import open_message, seal_message
 from openkms.seal import RootKey
 
 _MATERIAL_LABEL = b"openkms/key-material/v1\x00"
+_IMPORT_TOKEN_LABEL = b"openkms/import-token/v1\x00"
+_STAGED_IMPORT_LABEL = b"openkms/staged-import/v1\x00"
 _SYMMETRIC_BYTES = 32
 
 
@@ -49,8 +65,79 @@ class SoftwareKeyStore:
             raise _unsupported(f"generating {key_spec} keys")
         return self._root.wrap(os.urandom(_SYMMETRIC_BYTES), material_binding(key_arn, version))
 
-    def import_material(self, key_spec: str, key_arn: str, version: int, material: bytes) -> bytes:
-        raise _unsupported("importing key material")
+    def import_parameters(
+        self, key_arn: str, wrapping_algorithm: str, wrapping_key_spec: str, valid_to: dt.datetime
+    ) -> tuple[bytes, bytes]:
+        algorithm = key_import.WrappingAlgorithm(wrapping_algorithm)
+        spec = key_import.WrappingKeySpec(wrapping_key_spec)
+        private_key = rsa.generate_private_key(65537, key_import.WRAPPING_KEY_BITS[spec])
+        public_der = private_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        private_der = private_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        payload = key_import.encode_token_payload(
+            key_import.TokenContents(algorithm, spec, valid_to, private_der)
+        )
+        # The root key seals the private key and binds the token to this key: a token of
+        # another key, or one that was changed, does not open.
+        return public_der, self._root.wrap(payload, _IMPORT_TOKEN_LABEL + key_arn.encode())
+
+    def open_import(
+        self,
+        key_spec: str,
+        key_arn: str,
+        import_token: bytes,
+        encrypted_material: bytes,
+        now: dt.datetime,
+    ) -> StagedImport:
+        if key_spec != KeySpec.SYMMETRIC_DEFAULT:
+            raise _unsupported(f"importing {key_spec} key material")
+        try:
+            payload = self._root.unwrap(import_token, _IMPORT_TOKEN_LABEL + key_arn.encode())
+            contents = key_import.decode_token_payload(payload)
+            # Only this store can have sealed it, so OpenSSL's slow RSA key check is redundant.
+            private_key = serialization.load_der_private_key(
+                contents.private_key_der, None, unsafe_skip_rsa_key_validation=True
+            )
+        except (IntegrityError, key_import.MalformedImport, ValueError):
+            raise ImportTokenInvalid() from None
+        if not isinstance(private_key, rsa.RSAPrivateKey):
+            raise ImportTokenInvalid()
+        if now >= contents.valid_to:
+            raise ImportTokenExpired()
+        try:
+            material = key_import.unwrap_encrypted_material(
+                private_key, contents.algorithm, encrypted_material
+            )
+        except key_import.MalformedImport:
+            raise IntegrityError() from None
+        if len(material) != _SYMMETRIC_BYTES:
+            raise ImportRejected(
+                "The key material of a SYMMETRIC_DEFAULT key must be 256 bits (32 bytes)."
+            )
+        material_id = key_import.imported_material_id(key_arn.rsplit("/", 1)[-1], material)
+        sealed = self._root.wrap(material, _staging_binding(key_arn, material_id))
+        return StagedImport(key_arn, material_id, sealed)
+
+    def import_material(
+        self, key_spec: str, key_arn: str, version: int, staged: StagedImport
+    ) -> bytes:
+        if not isinstance(staged, StagedImport):
+            raise _unsupported("importing raw key material (it arrives wrapped: open_import)")
+        if key_spec != KeySpec.SYMMETRIC_DEFAULT or staged.key_arn != key_arn:
+            raise _unsupported(f"importing {key_spec} key material")
+        material = self._root.unwrap(
+            staged.sealed, _staging_binding(staged.key_arn, staged.material_id)
+        )
+        return self._root.wrap(material, material_binding(key_arn, version))
+
+    def discard(self, key_arn: str, version: int) -> None:
+        with self._lock:
+            self._cache.pop((key_arn, version), None)
 
     # -- symmetric encryption -----------------------------------------------------------
 
@@ -111,6 +198,10 @@ class SoftwareKeyStore:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return material
+
+
+def _staging_binding(key_arn: str, material_id: str) -> bytes:
+    return _STAGED_IMPORT_LABEL + f"{key_arn}#{material_id}".encode()
 
 
 def _unsupported(what: str) -> UnsupportedByKeyStore:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from openkms.crypto.key_specs import DATA_KEY_BYTES, AlgorithmFamily, DataKeySpec, KeyUsage
+from openkms.domain import imports
 from openkms.errors import CustomKeyStoreNotFoundException, ValidationException
 from openkms.ops.declaration import Declaration, KeyUse, Permission, Resolve
 
@@ -378,6 +379,8 @@ _ALL: tuple[Declaration, ...] = (
         "GetParametersForImport",
         read_only=True,
         audit=("KeyId", "WrappingAlgorithm", "WrappingKeySpec"),
+        check_input=imports.check_import_parameters_input,
+        implemented=True,
     ),
     _key_op(
         "ImportKeyMaterial",
@@ -390,8 +393,15 @@ _ALL: tuple[Declaration, ...] = (
             "KeyMaterialDescription",
             "KeyMaterialId",
         ),
+        check_input=imports.check_import_material_input,
+        implemented=True,
     ),
-    _key_op("DeleteImportedKeyMaterial", read_only=False, audit=("KeyId", "KeyMaterialId")),
+    _key_op(
+        "DeleteImportedKeyMaterial",
+        read_only=False,
+        audit=("KeyId", "KeyMaterialId"),
+        implemented=True,
+    ),
     # -- multi-Region keys ------------------------------------------------------------------
     _key_op(
         "ReplicateKey",

@@ -32,9 +32,20 @@ def key_metadata(key: LoadedKey) -> dict[str, Any]:
         metadata["DeletionDate"] = record.deletion_date
     current = key.materials.get(record.current_version)
     if current is not None and record.key_spec == KeySpec.SYMMETRIC_DEFAULT:
+        # Still shown after the current imported material was deleted, as AWS does.
         metadata["CurrentKeyMaterialId"] = current.material_id
-        if record.origin == "EXTERNAL" and current.expiration_model is not None:
-            metadata["ExpirationModel"] = current.expiration_model
-            if current.valid_to is not None:
-                metadata["ValidTo"] = current.valid_to
+    if record.origin == "EXTERNAL" and current is not None and current.wrapped_material:
+        # Over the materials permanently associated with the key (pending ones are not):
+        # ValidTo is the earliest expiry (AWS), and the key's material expires if any does.
+        held = [
+            m
+            for version, m in key.materials.items()
+            if version <= record.current_version and m.wrapped_material is not None
+        ]
+        expiries = [m.valid_to for m in held if m.valid_to is not None]
+        metadata["ExpirationModel"] = (
+            "KEY_MATERIAL_EXPIRES" if expiries else "KEY_MATERIAL_DOES_NOT_EXPIRE"
+        )
+        if expiries:
+            metadata["ValidTo"] = min(expiries)
     return metadata

@@ -3,6 +3,7 @@ UpdateKeyDescription."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from typing import Any
@@ -55,9 +56,14 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         raise CustomKeyStoreNotFoundException(
             f"Custom key store '{req['CustomKeyStoreId']}' does not exist."
         )
-    if origin != "AWS_KMS":
+    if origin not in ("AWS_KMS", "EXTERNAL"):
         raise UnsupportedOperationException(
             f"Origin {origin} is not supported by this openkms server yet."
+        )
+    if origin == "EXTERNAL" and key_spec != KeySpec.SYMMETRIC_DEFAULT:
+        raise UnsupportedOperationException(
+            f"Importing key material into {key_spec} keys is not supported by this openkms "
+            "server yet: Origin EXTERNAL needs KeySpec SYMMETRIC_DEFAULT."
         )
     if req.get("MultiRegion"):
         raise UnsupportedOperationException(
@@ -93,11 +99,18 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         wrapped_material=services.keystore.generate(str(key_spec), arn, 1),
         created_at=now,
     )
+    materials = {material.version: material}
+    if origin == "EXTERNAL":
+        # A key for imported material has none until the first import: PendingImport, and
+        # no current version (0). The generated material is dropped unstored.
+        record = dataclasses.replace(record, key_state=KeyState.PENDING_IMPORT, current_version=0)
+        materials = {}
     with services.db.transaction() as tx:
         tx.insert_key(record)
-        tx.insert_material(material)
-        store_tags(tx, key_id, tags)
-    return {"KeyMetadata": key_metadata(LoadedKey(record, {1: material}))}
+        for stored in materials.values():
+            tx.insert_material(stored)
+        store_tags(tx, record.key_id, tags)
+    return {"KeyMetadata": key_metadata(LoadedKey(record, materials))}
 
 
 @handles("DescribeKey")
