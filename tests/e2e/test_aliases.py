@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from openkms.domain.managed_keys import PREDEFINED_ALIASES
 from tests.e2e.kms_management import (
     LIST_PAGING_VIOLATIONS,
     OTHER_REGION,
@@ -323,8 +324,10 @@ def test_a_create_alias_that_fails_creates_no_alias(fresh):
     for params in failing:
         with pytest.raises(ClientError):
             kms.create_alias(**params)
-    listing = kms.list_aliases()
-    assert listing["Aliases"] == []
+    # Only AWS's predefined aliases (which name no key until first used) are listed.
+    listing = kms.list_aliases(Limit=100)
+    assert names(listing["Aliases"]) == list(PREDEFINED_ALIASES)
+    assert all("TargetKeyId" not in entry for entry in listing["Aliases"])
     assert listing["Truncated"] is False
     assert "NextMarker" not in listing
 
@@ -509,10 +512,13 @@ def test_delete_alias_refuses_bad_alias_names(kms, server):
 # -- ListAliases --------------------------------------------------------------------------
 
 
-def test_list_aliases_of_a_fresh_account_is_empty(fresh):
-    _, kms = fresh
-    listing = kms.list_aliases()
-    assert listing["Aliases"] == []
+def test_list_aliases_of_a_fresh_account_lists_only_the_predefined_aliases(fresh):
+    account, kms = fresh
+    listing = kms.list_aliases(Limit=100)
+    assert listing["Aliases"] == [
+        {"AliasName": name, "AliasArn": alias_arn(name, account=account["AccountId"])}
+        for name in PREDEFINED_ALIASES
+    ]
     assert listing["Truncated"] is False
     assert "NextMarker" not in listing
 
@@ -536,13 +542,15 @@ def test_list_aliases_pages_with_limit_and_marker(fresh):
     for entry in listed:
         assert entry["AliasArn"] == alias_arn(entry["AliasName"], account=account["AccountId"])
         assert entry["TargetKeyId"] == key["KeyId"]
-    assert len(all_aliases(kms)) == 6
-    assert len(all_aliases(kms, Limit=1)) == 6
+    own = 6 + len(PREDEFINED_ALIASES)
+    assert len(all_aliases(kms)) == own
+    assert len(all_aliases(kms, Limit=1)) == own
 
 
 def test_list_aliases_answers_50_by_default_and_at_most_100(fresh):
     _, kms = fresh
     key = new_key(kms)
+    # With AWS's predefined aliases: 101 + 39 in all.
     made = {f"alias/many-{n:03d}" for n in range(101)}
     for name in made:
         kms.create_alias(AliasName=name, TargetKeyId=key["KeyId"])
@@ -554,9 +562,9 @@ def test_list_aliases_answers_50_by_default_and_at_most_100(fresh):
     assert len(big["Aliases"]) == 100
     assert big["Truncated"] is True
     rest = kms.list_aliases(Limit=1000, Marker=big["NextMarker"])
-    assert len(rest["Aliases"]) == 1
+    assert len(rest["Aliases"]) == 101 + len(PREDEFINED_ALIASES) - 100
     assert rest["Truncated"] is False
-    assert set(names(big["Aliases"] + rest["Aliases"])) == made
+    assert set(names(big["Aliases"] + rest["Aliases"])) == made | set(PREDEFINED_ALIASES)
 
 
 def test_list_aliases_of_a_key_without_aliases_is_empty(kms):

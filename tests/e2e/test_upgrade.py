@@ -27,6 +27,7 @@ from sqlalchemy import MetaData, create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
 import openkms.storage
+from openkms.domain.managed_keys import PREDEFINED_ALIASES
 from tests.support import (
     REGION,
     OpenKmsServer,
@@ -247,7 +248,10 @@ def _check_listings(server: OpenKmsServer, made: Made) -> None:
 
         listed = kms.list_aliases(Limit=100)
         assert not listed["Truncated"]
-        aliases = {a["AliasName"]: a for a in listed["Aliases"]}
+        aliases = {a["AliasName"]: a for a in listed["Aliases"] if "TargetKeyId" in a}
+        # AWS's predefined aliases that name no key yet are listed beside them.
+        predefined = {a["AliasName"] for a in listed["Aliases"] if "TargetKeyId" not in a}
+        assert predefined == set(PREDEFINED_ALIASES) - set(aliases)
         expected_names = {a["AliasName"] for a in listing["Aliases"]}
         assert set(aliases) == expected_names | made.aliases.get(where, set())
         for alias in listing["Aliases"]:

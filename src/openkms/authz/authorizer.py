@@ -3,8 +3,10 @@ revealed, and today's implementation of it.
 
 ``OwningAccountAuthorizer`` is the rule AWS's default key policy gives ("Enable IAM User
 Permissions": the owning account, whose principals are all admitted while IAM policies are not
-evaluated). The access-control issue replaces it with key policies, identity policies, grants
-and conditions, without touching handlers.
+evaluated). An AWS managed key's policy gives the account less: use of the key and its
+metadata (``openkms.domain.managed_keys.customer_may``), so managing it is refused. The
+access-control issue replaces this with key policies, identity policies, grants and
+conditions, without touching handlers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from openkms.domain.managed_keys import KEY_MANAGER_AWS, customer_may
 from openkms.errors import AccessDeniedException
 from openkms.iam.principal import Principal
 
@@ -40,6 +43,13 @@ class Authorizer(Protocol):
 class OwningAccountAuthorizer:
     def authorize(self, request: AuthorizationRequest) -> None:
         if request.resource_account != request.principal.account_id:
+            raise access_denied(request)
+        key = request.key
+        if (
+            key is not None
+            and key.record.key_manager == KEY_MANAGER_AWS
+            and not customer_may(request.action)
+        ):
             raise access_denied(request)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from openkms.domain.keys import locked_key
+from openkms.domain.managed_keys import ALIAS_PREFIX as MANAGED_ALIAS_PREFIX
+from openkms.domain.managed_keys import PREDEFINED_ALIASES
 from openkms.errors import AlreadyExistsException, NotFoundException
 from openkms.ops.arns import alias_arn
 from openkms.ops.context import RequestContext, Services
@@ -62,31 +64,52 @@ def delete_alias(services: Services, call: Call) -> dict[str, Any]:
 def list_aliases(services: Services, call: Call) -> dict[str, Any]:
     req, ctx = call.params, call.ctx
     key = call.resolved.keys.get("key")
-    target_key_id = key.record.key_id if key is not None else None
     # The model allows up to 1000; AWS documents 1 to 100 and answers at most that many.
     limit = min(req.get("Limit", 50), _MAX_PAGE)
     after = decode_marker(req.get("Marker"), _MARKER_KIND, lambda n: n.startswith(ALIAS_PREFIX))
     with services.db.transaction(readonly=True) as tx:
-        rows = tx.list_aliases(ctx.account_id, ctx.region, target_key_id, after, limit + 1)
-    page = rows[:limit]
-    response: dict[str, Any] = {
-        "Aliases": [
-            {
-                "AliasName": row.alias_name,
-                "AliasArn": alias_arn(
-                    services.partition, ctx.region, ctx.account_id, row.alias_name
-                ),
-                "TargetKeyId": row.target_key_id,
-                "CreationDate": row.creation_date,
-                "LastUpdatedDate": row.last_updated_date,
+        if key is not None:
+            # Only the aliases that name this key: never a predefined one without a key.
+            rows = tx.list_aliases(ctx.account_id, ctx.region, key.record.key_id, after, limit + 1)
+            listed = [_entry(services, ctx, row) for row in rows]
+        else:
+            # Before the listing: an alias/aws/ alias made between the two reads is then
+            # listed (once, with its key) rather than skipped.
+            taken = tx.alias_names_with_prefix(ctx.account_id, ctx.region, MANAGED_ALIAS_PREFIX)
+            rows = tx.list_aliases_by_code_point(ctx.account_id, ctx.region, after, limit + 1)
+            entries = {
+                name: _predefined_entry(services, ctx, name)
+                for name in PREDEFINED_ALIASES
+                if name not in taken and (after is None or name > after)
             }
-            for row in page
-        ],
-        "Truncated": len(rows) > limit,
-    }
-    if len(rows) > limit:
-        response["NextMarker"] = encode_marker(page[-1].alias_name, _MARKER_KIND)
+            entries.update((row.alias_name, _entry(services, ctx, row)) for row in rows)
+            # Both sources are in code point order and each holds at least its first
+            # limit + 1 names after the marker: so the first limit + 1 of the two are right.
+            listed = [entries[name] for name in sorted(entries)[: limit + 1]]
+    page = listed[:limit]
+    response: dict[str, Any] = {"Aliases": page, "Truncated": len(listed) > limit}
+    if len(listed) > limit:
+        response["NextMarker"] = encode_marker(page[-1]["AliasName"], _MARKER_KIND)
     return response
+
+
+def _entry(services: Services, ctx: RequestContext, row: AliasRecord) -> dict[str, Any]:
+    return {
+        "AliasName": row.alias_name,
+        "AliasArn": alias_arn(services.partition, ctx.region, ctx.account_id, row.alias_name),
+        "TargetKeyId": row.target_key_id,
+        "CreationDate": row.creation_date,
+        "LastUpdatedDate": row.last_updated_date,
+    }
+
+
+def _predefined_entry(services: Services, ctx: RequestContext, name: str) -> dict[str, Any]:
+    """A predefined alias whose AWS managed key does not exist yet: AWS lists it with no
+    TargetKeyId, and (the alias having never been created in the account) no dates."""
+    return {
+        "AliasName": name,
+        "AliasArn": alias_arn(services.partition, ctx.region, ctx.account_id, name),
+    }
 
 
 def _name(call: Call) -> str:

@@ -4,8 +4,6 @@ UpdateKeyDescription."""
 from __future__ import annotations
 
 import dataclasses
-import secrets
-import uuid
 from typing import Any
 
 from openkms.crypto.key_specs import KeySpec, KeyUsage, spec_info
@@ -16,17 +14,16 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.ops.arns import key_arn
 from openkms.ops.context import Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.default_policy import default_key_policy
 from openkms.ops.key_directory import LoadedKey
 from openkms.ops.key_metadata import key_metadata
+from openkms.ops.key_records import new_key_records
 from openkms.ops.pagination import decode_marker, encode_marker
 from openkms.ops.policy_document import check_policy_document
 from openkms.ops.resolution import is_key_id
 from openkms.ops.tags import check_new_tags, store_tags
-from openkms.storage import KeyRecord, MaterialRecord
 
 _KEYS_MARKER = "keys"
 
@@ -73,31 +70,16 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         check_policy_document(req["Policy"])
     tags = check_new_tags(req.get("Tags", []))
 
-    key_id = str(uuid.uuid4())
-    arn = key_arn(services.partition, ctx.region, ctx.account_id, key_id)
-    now = services.clock.now()
-    record = KeyRecord(
-        key_id=key_id,
-        account_id=ctx.account_id,
-        region=ctx.region,
-        arn=arn,
+    record, material = new_key_records(
+        services,
+        ctx.account_id,
+        ctx.region,
+        services.clock.now(),
         description=req.get("Description", ""),
         key_usage=str(key_usage),
         key_spec=str(key_spec),
         origin=origin,
-        key_manager="CUSTOMER",
-        key_state=KeyState.ENABLED,
-        creation_date=now,
         policy=req.get("Policy") or default_key_policy(services.partition, ctx.account_id),
-        multi_region=False,
-        current_version=1,
-    )
-    material = MaterialRecord(
-        key_id=key_id,
-        version=1,
-        material_id=secrets.token_hex(32),
-        wrapped_material=services.keystore.generate(str(key_spec), arn, 1),
-        created_at=now,
     )
     materials = {material.version: material}
     if origin == "EXTERNAL":

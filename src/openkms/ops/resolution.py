@@ -23,6 +23,7 @@ from openkms.ops.arns import alias_arn, key_arn, parse_kms_arn
 from openkms.ops.context import RequestContext, Services
 from openkms.ops.declaration import Resolve, Resolved
 from openkms.ops.key_directory import LoadedKey
+from openkms.ops.managed_keys import materialise_managed_key
 
 ALIAS_PREFIX = "alias/"
 _RESERVED_ALIAS_PREFIX = "alias/aws/"
@@ -84,7 +85,7 @@ def find_key(
         if arn.region != ctx.region:
             raise NotFoundException(f"Invalid arn {arn.region}")
         if arn.resource_type == "alias":
-            return _by_alias(services, ctx, arn.resource, arn.account_id)
+            return _by_alias(services, ctx, arn.resource, arn.account_id, materialise=True)
         found = _by_key_id(services, ctx, arn.resource, arn.account_id)
         if found is None:
             raise NotFoundException(f"Key '{key_id}' does not exist")
@@ -92,7 +93,7 @@ def find_key(
     if key_id.startswith(ALIAS_PREFIX):
         if not allow_alias:
             raise NotFoundException(f"Invalid keyId '{key_id}'")
-        return _by_alias(services, ctx, key_id)
+        return _by_alias(services, ctx, key_id, materialise=True)
     if not is_key_id(key_id):
         raise NotFoundException(f"Invalid keyId '{key_id}'")
     found = _by_key_id(services, ctx, key_id, ctx.account_id)
@@ -116,12 +117,26 @@ def _by_key_id(
 
 
 def _by_alias(
-    services: Services, ctx: RequestContext, alias_name: str, account_id: str | None = None
+    services: Services,
+    ctx: RequestContext,
+    alias_name: str,
+    account_id: str | None = None,
+    *,
+    materialise: bool = False,
 ) -> LoadedKey:
+    """The key an alias names. With ``materialise``, a predefined alias/aws/<service> alias
+    of the caller's own account that has no key yet gets its AWS managed key now (a caller
+    of another account cannot make keys in this one: for it the alias is simply not found)."""
     if account_id is None:
         account_id = ctx.account_id
     well_formed = _ALIAS_NAME.fullmatch(alias_name) and is_account_id(account_id)
     target = services.keys.alias_target(account_id, ctx.region, alias_name) if well_formed else None
+    if target is None and well_formed and materialise and account_id == ctx.account_id:
+        made = materialise_managed_key(services, account_id, ctx.region, alias_name)
+        if made is not None:
+            # Read through the directory so that the next use is warm (the write just
+            # invalidated the alias's entry).
+            target = services.keys.alias_target(account_id, ctx.region, alias_name) or made
     loaded = services.keys.get(target) if target is not None else None
     if loaded is None:
         arn_text = alias_arn(services.partition, ctx.region, account_id, alias_name)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from openkms.storage import schema
 from openkms.storage.changes import (
@@ -388,6 +389,35 @@ class Transaction:
             self.connection.execute(
                 delete(table).where(table.c.key_id == key_id, table.c.tag_key.in_(chunk))
             )
+
+    # -- AWS managed keys' predefined aliases ------------------------------------------
+
+    def alias_names_with_prefix(self, account_id: str, region: str, prefix: str) -> set[str]:
+        table = schema.aliases
+        rows = self.connection.execute(
+            select(table.c.alias_name).where(
+                table.c.account_id == account_id,
+                table.c.region == region,
+                table.c.alias_name.startswith(prefix, autoescape=True),
+            )
+        )
+        return {row[0] for row in rows}
+
+    def list_aliases_by_code_point(
+        self, account_id: str, region: str, after_alias: str | None, limit: int
+    ) -> list[AliasRecord]:
+        """The account's aliases in code point order (PostgreSQL's "C" collation, SQLite's
+        default), whatever the database's collation: the order Python sorts names in, so a
+        caller can merge names of its own into the listing."""
+        table = schema.aliases
+        name: ColumnElement[Any] = table.c.alias_name
+        if self.connection.dialect.name == "postgresql":
+            name = name.collate("C")
+        query = select(table).where(table.c.account_id == account_id, table.c.region == region)
+        if after_alias is not None:
+            query = query.where(name > after_alias)
+        rows = self.connection.execute(query.order_by(name).limit(limit)).mappings()
+        return [AliasRecord(**row) for row in rows]
 
 
 def _fields(record: Any) -> dict[str, Any]:

@@ -1,0 +1,65 @@
+"""A new key's record and first material, as CreateKey and AWS managed keys make them.
+
+Building the values is separate from storing them, so each caller writes them in its own
+transaction next to whatever else belongs with the key (CreateKey its tags, an AWS managed
+key its alias).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+
+from openkms.domain.key_states import KeyState
+from openkms.ops.arns import key_arn
+from openkms.ops.context import Services
+from openkms.storage import KeyRecord, MaterialRecord
+
+
+def new_key_records(
+    services: Services,
+    account_id: str,
+    region: str,
+    now: dt.datetime,
+    *,
+    description: str,
+    key_usage: str,
+    key_spec: str,
+    origin: str,
+    policy: str,
+    key_manager: str = "CUSTOMER",
+    rotation_period_days: int | None = None,
+) -> tuple[KeyRecord, MaterialRecord]:
+    """An Enabled key with fresh material (version 1); a rotation period schedules the first
+    automatic rotation a period from ``now``."""
+    key_id = str(uuid.uuid4())
+    arn = key_arn(services.partition, region, account_id, key_id)
+    record = KeyRecord(
+        key_id=key_id,
+        account_id=account_id,
+        region=region,
+        arn=arn,
+        description=description,
+        key_usage=key_usage,
+        key_spec=key_spec,
+        origin=origin,
+        key_manager=key_manager,
+        key_state=KeyState.ENABLED,
+        creation_date=now,
+        policy=policy,
+        multi_region=False,
+        current_version=1,
+        rotation_period_days=rotation_period_days,
+        next_rotation_date=(
+            None if rotation_period_days is None else now + dt.timedelta(days=rotation_period_days)
+        ),
+    )
+    material = MaterialRecord(
+        key_id=key_id,
+        version=1,
+        material_id=secrets.token_hex(32),
+        wrapped_material=services.keystore.generate(key_spec, arn, 1),
+        created_at=now,
+    )
+    return record, material
