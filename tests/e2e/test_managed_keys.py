@@ -40,6 +40,8 @@ def all_aliases(kms: Any, **params: Any) -> list[dict[str, Any]]:
         page = kms.list_aliases(**params)
         entries += page["Aliases"]
         assert len(page["Aliases"]) <= params.get("Limit", 50)
+        # A marker that repeats an entry would page forever.
+        assert len({e["AliasName"] for e in entries}) == len(entries), "an alias listed twice"
         if not page["Truncated"]:
             assert "NextMarker" not in page
             return entries
