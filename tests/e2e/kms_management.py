@@ -145,16 +145,17 @@ def all_key_ids(kms: Any) -> list[str]:
         params["Marker"] = page["NextMarker"]
 
 
-def stored_policy(server: OpenKmsServer, key_id: str) -> str:
-    """The policy kept for a key, read from the server's database (no GetKeyPolicy yet)."""
+def stored_value(server: OpenKmsServer, query: str, **params: Any) -> Any:
+    """One value read straight from the server's database (SQLite file or PostgreSQL)."""
     url = server.database_url or f"sqlite:///{server.data_dir / 'openkms.db'}"
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as connection:
-            return str(
-                connection.execute(
-                    text("SELECT policy FROM kms_keys WHERE key_id = :key_id"), {"key_id": key_id}
-                ).scalar_one()
-            )
+            return connection.execute(text(query), params).scalar_one()
     finally:
         engine.dispose()
+
+
+def stored_policy(server: OpenKmsServer, key_id: str) -> str:
+    """The policy kept for a key, read from the server's database (no GetKeyPolicy yet)."""
+    return str(stored_value(server, "SELECT policy FROM kms_keys WHERE key_id = :k", k=key_id))

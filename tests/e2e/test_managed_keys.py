@@ -22,6 +22,7 @@ from tests.e2e.kms_management import (
     fails,
     new_key,
     stored_policy,
+    stored_value,
 )
 from tests.support import OpenKmsServer, eventually, time_travel
 
@@ -61,21 +62,9 @@ def by_name(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def server_key_count(server: OpenKmsServer, account: str) -> int:
     """Keys of ``account`` as the database holds them (all regions)."""
-    from sqlalchemy import create_engine, text
-
-    from openkms.storage.database import normalise_url
-
-    url = server.database_url or f"sqlite:///{server.data_dir / 'openkms.db'}"
-    engine = create_engine(normalise_url(url))
-    try:
-        with engine.connect() as connection:
-            return int(
-                connection.execute(
-                    text("SELECT count(*) FROM kms_keys WHERE account_id = :a"), {"a": account}
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    return int(
+        stored_value(server, "SELECT count(*) FROM kms_keys WHERE account_id = :a", a=account)
+    )
 
 
 # -- predefined aliases --------------------------------------------------------------------------
