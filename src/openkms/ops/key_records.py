@@ -30,9 +30,11 @@ def new_key_records(
     policy: str,
     key_manager: str = "CUSTOMER",
     rotation_period_days: int | None = None,
-) -> tuple[KeyRecord, MaterialRecord]:
+) -> tuple[KeyRecord, MaterialRecord | None]:
     """An Enabled key with fresh material (version 1); a rotation period schedules the first
-    automatic rotation a period from ``now``."""
+    automatic rotation a period from ``now``. A key for imported material (Origin EXTERNAL)
+    has none until its first import: PendingImport, no current version (0), no material."""
+    external = origin == "EXTERNAL"
     key_id = str(uuid.uuid4())
     arn = key_arn(services.partition, region, account_id, key_id)
     record = KeyRecord(
@@ -45,16 +47,18 @@ def new_key_records(
         key_spec=key_spec,
         origin=origin,
         key_manager=key_manager,
-        key_state=KeyState.ENABLED,
+        key_state=KeyState.PENDING_IMPORT if external else KeyState.ENABLED,
         creation_date=now,
         policy=policy,
         multi_region=False,
-        current_version=1,
+        current_version=0 if external else 1,
         rotation_period_days=rotation_period_days,
         next_rotation_date=(
             None if rotation_period_days is None else now + dt.timedelta(days=rotation_period_days)
         ),
     )
+    if external:
+        return record, None
     material = MaterialRecord(
         key_id=key_id,
         version=1,

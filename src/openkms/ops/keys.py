@@ -3,7 +3,6 @@ UpdateKeyDescription."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from openkms.crypto.key_specs import KeySpec, KeyUsage, spec_info
@@ -81,12 +80,7 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         origin=origin,
         policy=req.get("Policy") or default_key_policy(services.partition, ctx.account_id),
     )
-    materials = {material.version: material}
-    if origin == "EXTERNAL":
-        # A key for imported material has none until the first import: PendingImport, and
-        # no current version (0). The generated material is dropped unstored.
-        record = dataclasses.replace(record, key_state=KeyState.PENDING_IMPORT, current_version=0)
-        materials = {}
+    materials = {material.version: material} if material is not None else {}
     with services.db.transaction() as tx:
         tx.insert_key(record)
         for stored in materials.values():

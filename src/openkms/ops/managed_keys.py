@@ -51,6 +51,7 @@ def materialise_managed_key(
                 key_manager=KEY_MANAGER_AWS,
                 rotation_period_days=ROTATION_PERIOD_DAYS,
             )
+            assert material is not None  # AWS managed keys are AWS_KMS keys
             tx.insert_key(record)
             tx.insert_material(material)
             tx.insert_alias(AliasRecord(account_id, region, alias_name, record.key_id, now, now))
