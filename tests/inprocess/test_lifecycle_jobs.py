@@ -164,3 +164,19 @@ def test_a_backlog_larger_than_a_batch_is_worked_through_in_one_pass(
     clock.advance(7 * DAY)
     assert _run(kms).deleted == 130
     assert _run(kms).deleted == 0
+
+
+def test_one_key_that_fails_does_not_stop_the_others(kms: Kms, clock: ManualClock) -> None:
+    broken = kms.create_key()
+    kms.call("EnableKeyRotation", KeyId=broken["KeyId"], RotationPeriodInDays=90)
+    # Due first, and of a spec the key store cannot make material for: its rule raises.
+    _set_spec(kms, broken["KeyId"], "RSA_2048")
+    clock.advance(DAY)
+    healthy = kms.create_key()
+    kms.call("EnableKeyRotation", KeyId=healthy["KeyId"], RotationPeriodInDays=90)
+    doomed = kms.create_key()
+    kms.call("ScheduleKeyDeletion", KeyId=doomed["KeyId"], PendingWindowInDays=7)
+    clock.advance(91 * DAY)
+    report = _run(kms)
+    assert (report.rotated, report.deleted) == (1, 1)
+    assert len(_rotations(kms, healthy["KeyId"])) == 1

@@ -290,6 +290,11 @@ def expire_material(
 
 
 def _forget(tx: Transaction, record: KeyRecord, material: MaterialRecord) -> None:
+    if material.version > record.current_version:
+        # Pending rotation, so never current: no ciphertext was made with it. It goes
+        # altogether, and the key may take new material for its next rotation (AWS).
+        tx.delete_material(record.key_id, material.version)
+        return
     # The row keeps its id (and description), so the same material can be imported again
     # and every ciphertext of it decrypts; its expiry belonged to the import that ended.
     tx.update_material(

@@ -167,7 +167,8 @@ TRANSITIONS: dict[KeyState, frozenset[KeyState]] = {
             KeyState.UNAVAILABLE,
         }
     ),
-    KeyState.PENDING_DELETION: frozenset({KeyState.DISABLED}),
+    # Cancelled: Disabled, or PendingImport for a key without its imported material.
+    KeyState.PENDING_DELETION: frozenset({KeyState.DISABLED, KeyState.PENDING_IMPORT}),
     KeyState.PENDING_REPLICA_DELETION: frozenset({KeyState.PENDING_DELETION, KeyState.DISABLED}),
     KeyState.PENDING_IMPORT: frozenset({KeyState.ENABLED, KeyState.PENDING_DELETION}),
     KeyState.UNAVAILABLE: frozenset(

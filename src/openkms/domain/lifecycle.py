@@ -160,16 +160,32 @@ def schedule_deletion(
 
 
 def cancel_deletion(db: Database, key_id: str) -> None:
-    """Back to Disabled (as AWS does: the caller enables the key when ready)."""
+    """Back to Disabled (as AWS does: the caller enables the key when ready), or to
+    PendingImport for a key whose imported material is not all there (never imported, or
+    deleted or expired while the key was pending deletion): it has nothing to be enabled
+    with."""
     with db.transaction() as tx:
         record = locked_key(tx, key_id, "CancelKeyDeletion")
-        check_transition(record.key_state, KeyState.DISABLED)
-        tx.set_deletion(key_id, KeyState.DISABLED, None, None)
+        target = KeyState.DISABLED
+        if record.origin == "EXTERNAL" and not _material_held(tx, record):
+            target = KeyState.PENDING_IMPORT
+        check_transition(record.key_state, target)
+        tx.set_deletion(key_id, target, None, None)
 
 
-def delete_if_due(db: Database, key_id: str, now: dt.datetime) -> bool:
+def _material_held(tx: Transaction, record: KeyRecord) -> bool:
+    """Whether every material the key is built on (the current one and older) is held."""
+    associated = [
+        m for m in tx.list_materials(record.key_id) if m.version <= record.current_version
+    ]
+    return bool(associated) and all(m.wrapped_material is not None for m in associated)
+
+
+def delete_if_due(db: Database, key_id: str, now: dt.datetime) -> list[tuple[str, int]] | None:
     """The deletion job's step for one key: destroy it (material, aliases, tags, the key) if
-    its window has ended; True if it did. Its ciphertexts can never be decrypted again."""
+    its window has ended. Returns the (ARN, version) of every material destroyed, for the key
+    store to forget, or None if the key was not (or no longer) due. Its ciphertexts can
+    never be decrypted again."""
     with db.transaction() as tx:
         record = tx.lock_key(key_id)
         if (
@@ -178,6 +194,7 @@ def delete_if_due(db: Database, key_id: str, now: dt.datetime) -> bool:
             or record.deletion_date is None
             or record.deletion_date > now
         ):
-            return False
+            return None
+        versions = [(record.arn, m.version) for m in tx.list_materials(key_id)]
         tx.delete_key(key_id)
-        return True
+        return versions

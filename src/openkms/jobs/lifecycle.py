@@ -12,12 +12,13 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from openkms.clock import Clock
 from openkms.domain import lifecycle
 from openkms.domain.key_states import KeyState
 from openkms.keystore import KeyStore
-from openkms.storage import Database
+from openkms.storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 # next tick goes on with a larger backlog) after at most 2,000 keys of each kind.
 _BATCH = 100
 _BATCHES_PER_PASS = 20
+_REPORTED_MAX = 10_000
 
 # Imported material past its ValidTo: (db, key id, version, now) -> True if this pass
 # deleted it. Set by the import module when it is built (None: nothing to expire).
@@ -54,6 +56,7 @@ class LifecycleJobs:
         self._keystore = keystore
         self._clock = clock
         self._expire_material = expire_material
+        self._reported: set[tuple[str, str]] = set()
 
     def run_once(self) -> JobReport:
         """One pass over everything that is due now (a backlog in batches, up to a bound, so
@@ -65,6 +68,22 @@ class LifecycleJobs:
                 break
         return report
 
+    def _step(self, kind: str, key_id: str, rule: Callable[..., Any], *args: Any) -> Any:
+        """Run one key's rule; a failure is logged and the pass goes on with the other keys
+        (one broken key must not stop every rotation and deletion)."""
+        try:
+            return rule(self._db, *args)
+        except StorageError as error:
+            log.warning("lifecycle %s of key %s failed: %s", kind, key_id, type(error).__name__)
+        except Exception:
+            # A key that fails every pass is reported once, not once a second.
+            if (kind, key_id) not in self._reported:
+                if len(self._reported) >= _REPORTED_MAX:
+                    self._reported.clear()
+                self._reported.add((kind, key_id))
+                log.exception("lifecycle %s of key %s failed (reported once)", kind, key_id)
+        return False
+
     def _batch(self, now: dt.datetime, report: JobReport) -> bool:
         """Work one batch of each kind; True if any kind had a full batch (more may wait)."""
         with self._db.transaction(readonly=True) as tx:
@@ -72,16 +91,19 @@ class LifecycleJobs:
             due_deletion = tx.keys_due("deletion_date", KeyState.PENDING_DELETION, now, _BATCH)
             expired = tx.materials_expired(now, _BATCH) if self._expire_material else []
         for key_id in due_rotation:
-            if lifecycle.rotate_if_due(self._db, self._keystore, key_id, now):
+            if self._step("rotation", key_id, lifecycle.rotate_if_due, self._keystore, key_id, now):
                 report.rotated += 1
                 log.info("rotated key %s (automatic rotation)", key_id)
         for key_id in due_deletion:
-            if lifecycle.delete_if_due(self._db, key_id, now):
+            destroyed = self._step("deletion", key_id, lifecycle.delete_if_due, key_id, now)
+            if isinstance(destroyed, list):  # None: not due; False: failed
+                for arn, version in destroyed:
+                    self._keystore.discard(arn, version)
                 report.deleted += 1
                 log.info("deleted key %s: its deletion window ended", key_id)
         if self._expire_material is not None:
             for key_id, version in expired:
-                if self._expire_material(self._db, key_id, version, now):
+                if self._step("expiry", key_id, self._expire_material, key_id, version, now):
                     report.expired += 1
                     log.info("deleted imported material %d of key %s: expired", version, key_id)
         return _BATCH in (len(due_rotation), len(due_deletion), len(expired))

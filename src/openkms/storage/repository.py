@@ -286,6 +286,13 @@ class Transaction:
         )
         self.changes.add(KeyChanged(key_id))
 
+    def delete_material(self, key_id: str, version: int) -> None:
+        table = schema.key_materials
+        self.connection.execute(
+            delete(table).where(table.c.key_id == key_id, table.c.version == version)
+        )
+        self.changes.add(KeyChanged(key_id))
+
     def list_materials(self, key_id: str) -> list[MaterialRecord]:
         table = schema.key_materials
         rows = self.connection.execute(
