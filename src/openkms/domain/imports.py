@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from openkms.crypto.key_import import WrappingAlgorithm, WrappingKeySpec
-from openkms.crypto.key_specs import KeySpec
 from openkms.domain.key_states import KeyState, check_transition
 from openkms.domain.keys import locked_key
 from openkms.errors import (
@@ -221,12 +220,17 @@ def _enable_when_complete(tx: Transaction, before: KeyRecord) -> None:
         return
     record = tx.get_key(before.key_id)
     assert record is not None  # locked by this transaction
+    if material_held(tx, record):
+        check_transition(record.key_state, KeyState.ENABLED)
+        tx.set_key_state(record.key_id, KeyState.ENABLED)
+
+
+def material_held(tx: Transaction, record: KeyRecord) -> bool:
+    """Whether every material the key is built on (the current one and older) is held."""
     associated = [
         m for m in tx.list_materials(record.key_id) if m.version <= record.current_version
     ]
-    if associated and all(m.wrapped_material is not None for m in associated):
-        check_transition(record.key_state, KeyState.ENABLED)
-        tx.set_key_state(record.key_id, KeyState.ENABLED)
+    return bool(associated) and all(m.wrapped_material is not None for m in associated)
 
 
 # -- DeleteImportedKeyMaterial and expiry ----------------------------------------------------
@@ -263,11 +267,7 @@ def delete_material(
 
 
 def expire_material(
-    db: Database,
-    key_id: str,
-    version: int,
-    now: dt.datetime,
-    keystore: KeyStore | None = None,
+    db: Database, keystore: KeyStore, key_id: str, version: int, now: dt.datetime
 ) -> bool:
     """The expiry job's step for one material: delete it if it is (still) held and past its
     ValidTo; True if this call did."""
@@ -284,8 +284,7 @@ def expire_material(
         ):
             return False
         _forget(tx, record, material)
-    if keystore is not None:
-        keystore.discard(record.arn, version)
+    keystore.discard(record.arn, version)
     return True
 
 
@@ -305,7 +304,7 @@ def _forget(tx: Transaction, record: KeyRecord, material: MaterialRecord) -> Non
         expiration_model=None,
         valid_to=None,
     )
-    if material.version <= record.current_version and record.key_state in _USABLE_STATES:
+    if record.key_state in _USABLE_STATES:
         check_transition(record.key_state, KeyState.PENDING_IMPORT)
         tx.set_key_state(record.key_id, KeyState.PENDING_IMPORT)
 
@@ -316,11 +315,8 @@ def _forget(tx: Transaction, record: KeyRecord, material: MaterialRecord) -> Non
 def rotate_to_pending(
     tx: Transaction, record: KeyRecord, now: dt.datetime, rotation_type: str, rotations: int
 ) -> MaterialRecord:
-    """Make the key's imported PENDING_ROTATION material current."""
-    if record.key_spec != KeySpec.SYMMETRIC_DEFAULT:
-        raise UnsupportedOperationException(
-            f"{record.arn} key spec {record.key_spec} is not valid for this operation."
-        )
+    """Make the key's imported PENDING_ROTATION material current (``rotate_on_demand`` has
+    checked the key spec and the on-demand quota)."""
     if record.key_state == KeyState.PENDING_IMPORT:
         raise KMSInvalidStateException(f"{record.arn} is pending import.")
     pending = [

@@ -167,18 +167,10 @@ def cancel_deletion(db: Database, key_id: str) -> None:
     with db.transaction() as tx:
         record = locked_key(tx, key_id, "CancelKeyDeletion")
         target = KeyState.DISABLED
-        if record.origin == "EXTERNAL" and not _material_held(tx, record):
+        if record.origin == imports.EXTERNAL and not imports.material_held(tx, record):
             target = KeyState.PENDING_IMPORT
         check_transition(record.key_state, target)
         tx.set_deletion(key_id, target, None, None)
-
-
-def _material_held(tx: Transaction, record: KeyRecord) -> bool:
-    """Whether every material the key is built on (the current one and older) is held."""
-    associated = [
-        m for m in tx.list_materials(record.key_id) if m.version <= record.current_version
-    ]
-    return bool(associated) and all(m.wrapped_material is not None for m in associated)
 
 
 def delete_if_due(db: Database, key_id: str, now: dt.datetime) -> list[tuple[str, int]] | None:

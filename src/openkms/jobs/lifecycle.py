@@ -3,7 +3,8 @@ delete imported material past its ValidTo.
 
 Every process of every node runs them. A pass reads which keys look due, then hands each to
 a domain rule that locks the key and re-checks it, so each piece of work happens once
-(``openkms.domain.lifecycle``); the others find nothing left to do.
+(``openkms.domain.lifecycle``, ``openkms.domain.imports``); the others find nothing left to
+do.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openkms.clock import Clock
-from openkms.domain import lifecycle
+from openkms.domain import imports, lifecycle
 from openkms.domain.key_states import KeyState
 from openkms.keystore import KeyStore
 from openkms.storage import Database, StorageError
@@ -27,10 +28,6 @@ log = logging.getLogger(__name__)
 _BATCH = 100
 _BATCHES_PER_PASS = 20
 _REPORTED_MAX = 10_000
-
-# Imported material past its ValidTo: (db, key id, version, now) -> True if this pass
-# deleted it. Set by the import module when it is built (None: nothing to expire).
-ExpireMaterial = Callable[..., bool]
 
 
 @dataclass
@@ -45,17 +42,10 @@ class JobReport:
 
 
 class LifecycleJobs:
-    def __init__(
-        self,
-        db: Database,
-        keystore: KeyStore,
-        clock: Clock,
-        expire_material: ExpireMaterial | None = None,
-    ) -> None:
+    def __init__(self, db: Database, keystore: KeyStore, clock: Clock) -> None:
         self._db = db
         self._keystore = keystore
         self._clock = clock
-        self._expire_material = expire_material
         self._reported: set[tuple[str, str]] = set()
 
     def run_once(self) -> JobReport:
@@ -89,7 +79,7 @@ class LifecycleJobs:
         with self._db.transaction(readonly=True) as tx:
             due_rotation = tx.keys_due("next_rotation_date", KeyState.ENABLED, now, _BATCH)
             due_deletion = tx.keys_due("deletion_date", KeyState.PENDING_DELETION, now, _BATCH)
-            expired = tx.materials_expired(now, _BATCH) if self._expire_material else []
+            expired = tx.materials_expired(now, _BATCH)
         for key_id in due_rotation:
             if self._step("rotation", key_id, lifecycle.rotate_if_due, self._keystore, key_id, now):
                 report.rotated += 1
@@ -101,9 +91,9 @@ class LifecycleJobs:
                     self._keystore.discard(arn, version)
                 report.deleted += 1
                 log.info("deleted key %s: its deletion window ended", key_id)
-        if self._expire_material is not None:
-            for key_id, version in expired:
-                if self._step("expiry", key_id, self._expire_material, key_id, version, now):
-                    report.expired += 1
-                    log.info("deleted imported material %d of key %s: expired", version, key_id)
+        for key_id, version in expired:
+            expire = imports.expire_material
+            if self._step("expiry", key_id, expire, self._keystore, key_id, version, now):
+                report.expired += 1
+                log.info("deleted imported material %d of key %s: expired", version, key_id)
         return _BATCH in (len(due_rotation), len(due_deletion), len(expired))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from openkms.audit import AuditSink, LogAuditSink
 from openkms.auth.authenticator import Authenticator
 from openkms.authz import OwningAccountAuthorizer
 from openkms.clock import Clock, clock_from_environment
-from openkms.domain import imports
 from openkms.iam.accounts import (
     IssuedCredentials,
     ensure_account_with_key_in,
@@ -133,11 +131,7 @@ def build_runtime(
         db.dispose()
         raise StartupError(f"the operation declarations are inconsistent: {error}") from None
     changes = ChangeFollower(db, SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE))
-    expire = functools.partial(imports.expire_material, keystore=services.keystore)
-    jobs = JobRunner(
-        LifecycleJobs(db, services.keystore, clock, expire_material=expire),
-        config.job_interval_seconds,
-    )
+    jobs = JobRunner(LifecycleJobs(db, services.keystore, clock), config.job_interval_seconds)
     return Runtime(
         config,
         model,
