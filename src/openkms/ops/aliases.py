@@ -76,7 +76,7 @@ def list_aliases(services: Services, call: Call) -> dict[str, Any]:
             # Before the listing: an alias/aws/ alias made between the two reads is then
             # listed (once, with its key) rather than skipped.
             taken = tx.alias_names_with_prefix(ctx.account_id, ctx.region, MANAGED_ALIAS_PREFIX)
-            rows = tx.list_aliases_by_code_point(ctx.account_id, ctx.region, after, limit + 1)
+            rows = tx.list_aliases(ctx.account_id, ctx.region, None, after, limit + 1)
             entries = {
                 name: _predefined_entry(services, ctx, name)
                 for name in PREDEFINED_ALIASES

@@ -355,13 +355,19 @@ class Transaction:
         after_alias: str | None,
         limit: int,
     ) -> list[AliasRecord]:
+        """The account's aliases (of one key, if given) in code point order (PostgreSQL's
+        "C" collation, SQLite's default), whatever the database's collation: the order
+        Python compares names in, so markers and names merged by a caller page alike."""
         table = schema.aliases
+        name: ColumnElement[Any] = table.c.alias_name
+        if self.connection.dialect.name == "postgresql":
+            name = name.collate("C")
         query = select(table).where(table.c.account_id == account_id, table.c.region == region)
         if target_key_id is not None:
             query = query.where(table.c.target_key_id == target_key_id)
         if after_alias is not None:
-            query = query.where(table.c.alias_name > after_alias)
-        rows = self.connection.execute(query.order_by(table.c.alias_name).limit(limit)).mappings()
+            query = query.where(name > after_alias)
+        rows = self.connection.execute(query.order_by(name).limit(limit)).mappings()
         return [AliasRecord(**row) for row in rows]
 
     # -- tags -------------------------------------------------------------------------
@@ -409,22 +415,6 @@ class Transaction:
             )
         )
         return {row[0] for row in rows}
-
-    def list_aliases_by_code_point(
-        self, account_id: str, region: str, after_alias: str | None, limit: int
-    ) -> list[AliasRecord]:
-        """The account's aliases in code point order (PostgreSQL's "C" collation, SQLite's
-        default), whatever the database's collation: the order Python sorts names in, so a
-        caller can merge names of its own into the listing."""
-        table = schema.aliases
-        name: ColumnElement[Any] = table.c.alias_name
-        if self.connection.dialect.name == "postgresql":
-            name = name.collate("C")
-        query = select(table).where(table.c.account_id == account_id, table.c.region == region)
-        if after_alias is not None:
-            query = query.where(name > after_alias)
-        rows = self.connection.execute(query.order_by(name).limit(limit)).mappings()
-        return [AliasRecord(**row) for row in rows]
 
 
 def _fields(record: Any) -> dict[str, Any]:
