@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import boto3
@@ -40,6 +41,12 @@ LIST_PAGING_VIOLATIONS = [
         "Member must have length greater than or equal to 1",
     ),
 ]
+
+
+def near(when: dt.datetime, expected: dt.datetime, slack: float = 120.0) -> bool:
+    """``when`` is within ``slack`` seconds of ``expected`` (server and test clocks differ by
+    the request's time in flight)."""
+    return abs((when - expected).total_seconds()) < slack
 
 
 def key_arn(key_id: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:

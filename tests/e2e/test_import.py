@@ -8,7 +8,6 @@ the server's lifecycle jobs, a pass every second, delete it).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -22,8 +21,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.e2e.kms_management import client, fails, new_key, refused_to_other_account
-from tests.e2e.test_secrets_at_rest import _database_bytes
+from tests.e2e.kms_management import client, fails, near, new_key, refused_to_other_account
+from tests.e2e.test_secrets_at_rest import _database_bytes, _forms
 from tests.key_material import root_key_from
 from tests.support import eventually, time_travel
 
@@ -121,10 +120,6 @@ def describe(kms: Any, key_id: str) -> dict[str, Any]:
     return kms.describe_key(KeyId=key_id)["KeyMetadata"]
 
 
-def _near(when: dt.datetime, expected: dt.datetime, slack: float = 120.0) -> bool:
-    return abs((when - expected).total_seconds()) < slack
-
-
 # -- a key for imported material --------------------------------------------------------------
 
 
@@ -167,7 +162,7 @@ def test_material_wrapped_with_every_algorithm_and_wrapping_key_spec_imports(kms
     assert given["KeyId"] == key["Arn"]
     public_key = serialization.load_der_public_key(given["PublicKey"])
     assert isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size == SPECS[spec]
-    assert _near(given["ParametersValidTo"], dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    assert near(given["ParametersValidTo"], dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
 
     material = os.urandom(32)
     imported = kms.import_key_material(
@@ -226,7 +221,7 @@ def test_expired_material_is_deleted_and_the_same_material_brings_the_old_cipher
         "Enabled",
         "KEY_MATERIAL_EXPIRES",
     )
-    assert _near(metadata["ValidTo"], valid_to, 1)
+    assert near(metadata["ValidTo"], valid_to, 1)
     blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"keep a copy")["CiphertextBlob"]
 
     with time_travel(DAY + 60, server):
@@ -620,7 +615,7 @@ def test_a_valid_to_up_to_a_year_ahead_is_accepted(kms):
     valid_to = dt.datetime.now(dt.UTC) + dt.timedelta(days=364)
     import_material(kms, key["KeyId"], os.urandom(32), ValidTo=valid_to)
     metadata = describe(kms, key["KeyId"])
-    assert (metadata["ExpirationModel"], _near(metadata["ValidTo"], valid_to, 1)) == (
+    assert (metadata["ExpirationModel"], near(metadata["ValidTo"], valid_to, 1)) == (
         "KEY_MATERIAL_EXPIRES",
         True,
     )
@@ -709,10 +704,6 @@ def test_another_account_cannot_import_or_delete_material(
 
 
 # -- secrets ----------------------------------------------------------------------------------
-
-
-def _forms(secret: bytes) -> list[bytes]:
-    return [secret, secret.hex().encode(), base64.b64encode(secret)]
 
 
 def test_neither_the_material_nor_the_wrapping_private_key_is_stored_or_logged(own_server):

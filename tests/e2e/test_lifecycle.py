@@ -19,6 +19,7 @@ from tests.e2e.kms_management import (
     LIST_PAGING_VIOLATIONS,
     client,
     fails,
+    near,
     new_key,
     not_found,
     refused_to_other_account,
@@ -38,10 +39,6 @@ def _rotations(kms: Any, key_id: str, **params: Any) -> list[dict[str, Any]]:
     return entries
 
 
-def _near(when: dt.datetime, expected: dt.datetime, slack: float = 120.0) -> bool:
-    return abs((when - expected).total_seconds()) < slack
-
-
 # -- rotation status ---------------------------------------------------------------------------
 
 
@@ -55,13 +52,13 @@ def test_rotation_is_off_until_enabled_then_reports_its_period_and_next_date(kms
     status = kms.get_key_rotation_status(KeyId=key["KeyId"])
     now = dt.datetime.now(dt.UTC)
     assert (status["KeyRotationEnabled"], status["RotationPeriodInDays"]) == (True, 365)
-    assert _near(status["NextRotationDate"], now + dt.timedelta(days=365))
+    assert near(status["NextRotationDate"], now + dt.timedelta(days=365))
 
     # A new period keeps the schedule's start: the next date moves by the difference.
     kms.enable_key_rotation(KeyId=key["KeyId"], RotationPeriodInDays=90)
     status = kms.get_key_rotation_status(KeyId=key["KeyId"])
     assert status["RotationPeriodInDays"] == 90
-    assert _near(status["NextRotationDate"], now + dt.timedelta(days=90))
+    assert near(status["NextRotationDate"], now + dt.timedelta(days=90))
 
     kms.disable_key_rotation(KeyId=key["KeyId"])
     kms.disable_key_rotation(KeyId=key["KeyId"])  # idempotent, as AWS
@@ -329,7 +326,7 @@ def test_schedule_and_cancel_deletion(kms):
         "PendingDeletion",
         30,
     )
-    assert _near(scheduled["DeletionDate"], now + dt.timedelta(days=30))
+    assert near(scheduled["DeletionDate"], now + dt.timedelta(days=30))
     metadata = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
     assert (metadata["KeyState"], metadata["Enabled"]) == ("PendingDeletion", False)
     assert metadata["DeletionDate"] == scheduled["DeletionDate"]
