@@ -8,7 +8,6 @@ what has come due. Nothing sleeps for the periods themselves.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import time
 import uuid
 from typing import Any
@@ -23,6 +22,7 @@ from tests.e2e.kms_management import (
     new_key,
     not_found,
     refused_to_other_account,
+    stored_value,
 )
 from tests.support import OpenKmsServer, eventually, time_travel
 
@@ -379,20 +379,20 @@ def test_a_deletion_window_out_of_range_is_refused(server, kms, window, message)
 
 
 def _stored_rows(server: OpenKmsServer, key_id: str) -> dict[str, int]:
-    """How many rows of each table still name the key (SQLite file, read directly)."""
-    with sqlite3.connect(server.data_dir / "openkms.db") as connection:
-        return {
-            table: connection.execute(
-                f"SELECT count(*) FROM {table} WHERE {column} = ?",  # noqa: S608 - fixed names
-                (key_id,),
-            ).fetchone()[0]
-            for table, column in (
-                ("kms_keys", "key_id"),
-                ("key_materials", "key_id"),
-                ("aliases", "target_key_id"),
-                ("key_tags", "key_id"),
-            )
-        }
+    """How many rows of each table still name the key, read straight from the database."""
+    return {
+        table: stored_value(
+            server,
+            f"SELECT count(*) FROM {table} WHERE {column} = :k",  # noqa: S608 - fixed names
+            k=key_id,
+        )
+        for table, column in (
+            ("kms_keys", "key_id"),
+            ("key_materials", "key_id"),
+            ("aliases", "target_key_id"),
+            ("key_tags", "key_id"),
+        )
+    }
 
 
 def test_the_key_is_destroyed_when_its_window_ends_and_never_decrypts_again(server, kms):
@@ -429,13 +429,12 @@ def test_the_key_is_destroyed_when_its_window_ends_and_never_decrypts_again(serv
     assert key["KeyId"] not in [k["KeyId"] for k in kms.list_keys(Limit=1000)["Keys"]]
     for call in (kms.cancel_key_deletion, kms.enable_key, kms.list_key_rotations):
         fails(call, "NotFoundException", not_found(key["KeyId"]), KeyId=key["KeyId"])
-    if server.database_url is None:
-        assert _stored_rows(server, key["KeyId"]) == {
-            "kms_keys": 0,
-            "key_materials": 0,
-            "aliases": 0,
-            "key_tags": 0,
-        }
+    assert _stored_rows(server, key["KeyId"]) == {
+        "kms_keys": 0,
+        "key_materials": 0,
+        "aliases": 0,
+        "key_tags": 0,
+    }
 
 
 # -- several processes and nodes ---------------------------------------------------------------
