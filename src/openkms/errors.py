@@ -128,6 +128,14 @@ class KMSInternalException(KmsError):
     status = 500
 
 
+class KMSInvalidMacException(KmsError):
+    pass
+
+
+class KMSInvalidSignatureException(KmsError):
+    pass
+
+
 class KMSInvalidStateException(KmsError):
     pass
 

@@ -173,17 +173,28 @@ def test_a_policy_given_to_create_key_is_stored_as_given(kms, server):
 @pytest.mark.parametrize(
     "params",
     [
-        {"KeySpec": "RSA_2048"},
-        {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"},
-        {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"},
-        {"CustomerMasterKeySpec": "RSA_4096", "KeyUsage": "ENCRYPT_DECRYPT"},
+        {"KeySpec": "SM2", "KeyUsage": "SIGN_VERIFY"},
+        {"CustomerMasterKeySpec": "SM2", "KeyUsage": "ENCRYPT_DECRYPT"},
     ],
-    ids=["rsa", "hmac", "ecc", "cmk-spec-rsa"],
+    ids=["key-spec", "cmk-spec"],
 )
-def test_create_key_refuses_key_specs_not_built_yet(kms, params):
-    spec = params.get("KeySpec", params.get("CustomerMasterKeySpec"))
-    message = fails(kms.create_key, "UnsupportedOperationException", **params)
-    assert spec in message
+def test_create_key_refuses_sm2_outside_china_as_aws_does(kms, params):
+    fails(
+        kms.create_key,
+        "UnsupportedOperationException",
+        "KeySpec SM2 is not supported in this Region",
+        **params,
+    )
+
+
+@pytest.mark.parametrize("spec", ["RSA_2048", "ECC_NIST_P256", "HMAC_256", "ML_KEM_768"])
+def test_create_key_needs_a_key_usage_for_every_key_but_symmetric_ones(kms, spec):
+    fails(
+        kms.create_key,
+        "ValidationException",
+        "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.",
+        KeySpec=spec,
+    )
 
 
 @pytest.mark.parametrize("usage", ["SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT"])
@@ -191,8 +202,7 @@ def test_create_key_refuses_a_key_usage_a_symmetric_key_cannot_have(kms, usage):
     fails(
         kms.create_key,
         "ValidationException",
-        f"The operation failed because the KeyUsage value of the CMK is {usage}. "
-        "To perform this operation, the KeyUsage value must be ENCRYPT_DECRYPT.",
+        f"KeyUsage {usage} is not compatible with KeySpec SYMMETRIC_DEFAULT",
         KeyUsage=usage,
     )
 
@@ -288,8 +298,14 @@ def test_create_key_refuses_an_empty_policy(server):
 def test_create_key_refuses_multi_region_keys_origins_and_key_stores_not_built(kms):
     fails(kms.create_key, "UnsupportedOperationException", MultiRegion=True)
     fails(kms.create_key, "UnsupportedOperationException", Origin="EXTERNAL_KEY_STORE")
-    # Imported material is built for symmetric keys only, so far.
-    fails(kms.create_key, "UnsupportedOperationException", Origin="EXTERNAL", KeySpec="HMAC_256")
+    # Imported material is built for symmetric, HMAC, RSA and ECC keys.
+    fails(
+        kms.create_key,
+        "UnsupportedOperationException",
+        Origin="EXTERNAL",
+        KeySpec="ML_DSA_44",
+        KeyUsage="SIGN_VERIFY",
+    )
     fails(
         kms.create_key,
         "CustomKeyStoreNotFoundException",

@@ -121,10 +121,18 @@ def test_a_cancelled_deletion_is_not_carried_out(kms: Kms, clock: ManualClock) -
     assert kms.key_state(key["KeyId"]) == "Disabled"
 
 
-@pytest.mark.parametrize("spec", ["RSA_2048", "HMAC_256"])
-def test_rotation_of_other_specs_is_refused_after_the_state_check(kms: Kms, spec: str) -> None:
-    key = kms.create_key()
-    _set_spec(kms, key["KeyId"], spec)
+@pytest.mark.parametrize(
+    "spec, usage",
+    [
+        ("RSA_2048", "ENCRYPT_DECRYPT"),
+        ("ECC_NIST_P256", "SIGN_VERIFY"),
+        ("HMAC_256", "GENERATE_VERIFY_MAC"),
+    ],
+)
+def test_rotation_of_other_specs_is_refused_after_the_state_check(
+    kms: Kms, spec: str, usage: str
+) -> None:
+    key = kms.call("CreateKey", KeySpec=spec, KeyUsage=usage)["KeyMetadata"]
     for operation in ("EnableKeyRotation", "DisableKeyRotation", "RotateKeyOnDemand"):
         with kms.refused(
             "UnsupportedOperationException",
@@ -170,7 +178,7 @@ def test_one_key_that_fails_does_not_stop_the_others(kms: Kms, clock: ManualCloc
     broken = kms.create_key()
     kms.call("EnableKeyRotation", KeyId=broken["KeyId"], RotationPeriodInDays=90)
     # Due first, and of a spec the key store cannot make material for: its rule raises.
-    _set_spec(kms, broken["KeyId"], "RSA_2048")
+    _set_spec(kms, broken["KeyId"], "SM2")
     clock.advance(DAY)
     healthy = kms.create_key()
     kms.call("EnableKeyRotation", KeyId=healthy["KeyId"], RotationPeriodInDays=90)

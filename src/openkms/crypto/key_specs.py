@@ -76,6 +76,10 @@ class KeyAgreementAlgorithm(StrEnum):
     ECDH = "ECDH"
 
 
+class EncapsulationAlgorithm(StrEnum):
+    ML_KEM = "ML_KEM"
+
+
 class DataKeySpec(StrEnum):
     AES_256 = "AES_256"
     AES_128 = "AES_128"
@@ -107,6 +111,7 @@ class AlgorithmFamily(StrEnum):
     SIGNING = "signing"
     MAC = "mac"
     KEY_AGREEMENT = "key_agreement"
+    ENCAPSULATION = "encapsulation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +123,14 @@ class SpecInfo:
     signing: tuple[SigningAlgorithm, ...] = ()
     mac: tuple[MacAlgorithm, ...] = ()
     key_agreement: tuple[KeyAgreementAlgorithm, ...] = ()
+    encapsulation: tuple[EncapsulationAlgorithm, ...] = ()
     symmetric: bool = False
-    # Whether CreateKey makes such keys on this server yet (the table is AWS's; support
-    # grows with the key store).
-    supported: bool = field(default=False)
+    # Whether this server makes such keys (the table is AWS's; SM2 is served only in AWS's
+    # China Regions, and openkms does not serve it: docs/behaviour.md).
+    supported: bool = field(default=True)
 
     def algorithms(self, family: AlgorithmFamily) -> tuple[StrEnum, ...]:
         return tuple(getattr(self, family.value))
-
-    @property
-    def default_usage(self) -> KeyUsage | None:
-        """The usage CreateKey assumes when KeyUsage is left out, where AWS has one."""
-        if KeyUsage.ENCRYPT_DECRYPT in self.usages:
-            return KeyUsage.ENCRYPT_DECRYPT
-        return self.usages[0] if len(self.usages) == 1 else None
 
 
 _RSA_SIGNING = (
@@ -149,7 +148,9 @@ _RSA = SpecInfo(
 )
 
 
-def _ecc(signing: SigningAlgorithm) -> SpecInfo:
+def _ecc(signing: SigningAlgorithm, key_agreement: bool = True) -> SpecInfo:
+    if not key_agreement:
+        return SpecInfo(usages=(KeyUsage.SIGN_VERIFY,), signing=(signing,))
     return SpecInfo(
         usages=(KeyUsage.SIGN_VERIFY, KeyUsage.KEY_AGREEMENT),
         signing=(signing,),
@@ -162,14 +163,15 @@ def _hmac(algorithm: MacAlgorithm) -> SpecInfo:
 
 
 _ML_DSA = SpecInfo(usages=(KeyUsage.SIGN_VERIFY,), signing=(SigningAlgorithm.ML_DSA_SHAKE_256,))
-_ML_KEM = SpecInfo(usages=(KeyUsage.ENCAPSULATE_DECAPSULATE,))
+_ML_KEM = SpecInfo(
+    usages=(KeyUsage.ENCAPSULATE_DECAPSULATE,), encapsulation=(EncapsulationAlgorithm.ML_KEM,)
+)
 
 KEY_SPECS: dict[KeySpec, SpecInfo] = {
     KeySpec.SYMMETRIC_DEFAULT: SpecInfo(
         usages=(KeyUsage.ENCRYPT_DECRYPT,),
         encryption=(EncryptionAlgorithm.SYMMETRIC_DEFAULT,),
         symmetric=True,
-        supported=True,
     ),
     KeySpec.RSA_2048: _RSA,
     KeySpec.RSA_3072: _RSA,
@@ -177,7 +179,8 @@ KEY_SPECS: dict[KeySpec, SpecInfo] = {
     KeySpec.ECC_NIST_P256: _ecc(SigningAlgorithm.ECDSA_SHA_256),
     KeySpec.ECC_NIST_P384: _ecc(SigningAlgorithm.ECDSA_SHA_384),
     KeySpec.ECC_NIST_P521: _ecc(SigningAlgorithm.ECDSA_SHA_512),
-    KeySpec.ECC_SECG_P256K1: _ecc(SigningAlgorithm.ECDSA_SHA_256),
+    # secp256k1 signs only: AWS offers no key agreement on it.
+    KeySpec.ECC_SECG_P256K1: _ecc(SigningAlgorithm.ECDSA_SHA_256, key_agreement=False),
     KeySpec.ECC_NIST_EDWARDS25519: SpecInfo(
         usages=(KeyUsage.SIGN_VERIFY,),
         signing=(SigningAlgorithm.ED25519_SHA_512, SigningAlgorithm.ED25519_PH_SHA_512),
@@ -191,6 +194,7 @@ KEY_SPECS: dict[KeySpec, SpecInfo] = {
         encryption=(EncryptionAlgorithm.SM2PKE,),
         signing=(SigningAlgorithm.SM2DSA,),
         key_agreement=(KeyAgreementAlgorithm.ECDH,),
+        supported=False,
     ),
     KeySpec.ML_DSA_44: _ML_DSA,
     KeySpec.ML_DSA_65: _ML_DSA,
@@ -218,4 +222,6 @@ def metadata_algorithms(key_spec: str, key_usage: str) -> dict[str, list[str]]:
         lists["MacAlgorithms"] = [a.value for a in info.mac]
     elif usage is KeyUsage.KEY_AGREEMENT:
         lists["KeyAgreementAlgorithms"] = [a.value for a in info.key_agreement]
+    elif usage is KeyUsage.ENCAPSULATE_DECAPSULATE:
+        lists["EncapsulationAlgorithms"] = [a.value for a in info.encapsulation]
     return lists

@@ -33,6 +33,7 @@ from openkms.storage import Database, KeyRecord, MaterialRecord
 from openkms.storage.repository import Transaction
 
 EXTERNAL = "EXTERNAL"
+SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 IMPORTED = "IMPORTED"
 PENDING_IMPORT = "PENDING_IMPORT"
 EXPIRES = "KEY_MATERIAL_EXPIRES"
@@ -142,6 +143,7 @@ def import_material(
     with db.transaction() as tx:
         record = locked_key(tx, key_id, "ImportKeyMaterial")
         check_external(record)
+        check_single_material_request(record, request)
         materials = tx.list_materials(key_id)
         # AWS: NEW until material was ever imported, EXISTING afterwards; a KeyMaterialId
         # names existing material, so it implies EXISTING too.
@@ -202,6 +204,23 @@ def import_material(
                 tx.make_material_current(key_id, version, record.on_demand_rotations)
         _enable_when_complete(tx, record)
     return record
+
+
+def check_single_material_request(record: KeyRecord, request: ImportRequest) -> None:
+    """Asymmetric and HMAC keys have one material for life (AWS: "you cannot change the key
+    material after the initial import"), so the members that choose among materials are for
+    symmetric keys only. Importing other material than the first is refused as a mismatch."""
+    if record.key_spec == SYMMETRIC_DEFAULT:
+        return
+    if (
+        request.import_type is not None
+        or request.material_id is not None
+        or (request.description is not None)
+    ):
+        raise ValidationException(
+            "ImportType, KeyMaterialId and KeyMaterialDescription are valid only for "
+            f"symmetric encryption KMS keys; {record.arn} has key spec {record.key_spec}."
+        )
 
 
 def _same_material(materials: list[MaterialRecord], material_id: str) -> MaterialRecord | None:

@@ -138,18 +138,38 @@ class KeyStore(Protocol):
         ...
 
     # -- asymmetric, HMAC, key agreement, KEM ------------------------------------------
+    # Input that does not fit the key raises the crypto modules' own errors
+    # (``SigningInputError``, ``PeerKeyError``); a ciphertext that does not open raises
+    # ``IntegrityError``. Verification answers False rather than raising.
 
     def public_key(self, handle: KeyHandle) -> bytes:
         """DER SubjectPublicKeyInfo."""
         ...
 
-    def sign(self, handle: KeyHandle, message: bytes, algorithm: str, digest: bool) -> bytes: ...
+    def sign(
+        self, handle: KeyHandle, algorithm: str, message_type: str, message: bytes
+    ) -> bytes: ...
 
     def verify(
-        self, handle: KeyHandle, message: bytes, signature: bytes, algorithm: str, digest: bool
+        self,
+        handle: KeyHandle,
+        algorithm: str,
+        message_type: str,
+        message: bytes,
+        signature: bytes,
     ) -> bool: ...
 
-    def mac(self, handle: KeyHandle, message: bytes, algorithm: str) -> bytes: ...
+    def encrypt_asymmetric(self, handle: KeyHandle, algorithm: str, plaintext: bytes) -> bytes:
+        """RSAES-OAEP under the key's public key (the caller checked the size)."""
+        ...
+
+    def decrypt_asymmetric(self, handle: KeyHandle, algorithm: str, ciphertext: bytes) -> bytes: ...
+
+    def mac(self, handle: KeyHandle, algorithm: str, message: bytes) -> bytes: ...
+
+    def verify_mac(self, handle: KeyHandle, algorithm: str, message: bytes, tag: bytes) -> bool:
+        """Compared in constant time."""
+        ...
 
     def derive_shared_secret(self, handle: KeyHandle, peer_public_key: bytes) -> bytes: ...
 

@@ -6,7 +6,17 @@ dispatcher is built from. ``OPERATIONS`` names the operations this server implem
 
 from __future__ import annotations
 
-from openkms.ops import aliases, crypto, imports, keys, lifecycle, tags  # noqa: F401 - registers the handlers
+from openkms.ops import (  # noqa: F401 - registers the handlers
+    aliases,
+    crypto,
+    imports,
+    key_agreement,
+    keys,
+    lifecycle,
+    macs,
+    signing,
+    tags,
+)
 from openkms.ops.catalogue import DECLARATIONS
 from openkms.ops.declaration import HANDLERS
 

@@ -99,7 +99,12 @@ def _account_op(
 
 
 def _encryption_use(parameter: str = "EncryptionAlgorithm", role: str = "key") -> KeyUse:
-    return KeyUse(_ENCRYPT, role, parameter, AlgorithmFamily.ENCRYPTION)
+    return KeyUse(
+        _ENCRYPT, role, parameter, AlgorithmFamily.ENCRYPTION, default_algorithm="SYMMETRIC_DEFAULT"
+    )
+
+
+_DATA_KEY_USE = KeyUse(_ENCRYPT, symmetric_only=True)
 
 
 def _crypto_op(name: str, audit: tuple[str, ...], use: KeyUse, **extra: Any) -> Declaration:
@@ -111,6 +116,7 @@ def _crypto_op(name: str, audit: tuple[str, ...], use: KeyUse, **extra: Any) -> 
         dry_run=True,
         audit=("KeyId", *audit),
         uses=(use,),
+        implemented=True,
         **extra,
     )
 
@@ -120,7 +126,12 @@ _MAC = KeyUse((KeyUsage.GENERATE_VERIFY_MAC,), "key", "MacAlgorithm", AlgorithmF
 _KEY_AGREEMENT = KeyUse(
     (KeyUsage.KEY_AGREEMENT,), "key", "KeyAgreementAlgorithm", AlgorithmFamily.KEY_AGREEMENT
 )
-_ENCAPSULATION = KeyUse((KeyUsage.ENCAPSULATE_DECAPSULATE,))
+_ENCAPSULATION = KeyUse(
+    (KeyUsage.ENCAPSULATE_DECAPSULATE,),
+    "key",
+    "EncapsulationAlgorithm",
+    AlgorithmFamily.ENCAPSULATION,
+)
 _STORE = Resolve.CUSTOM_KEY_STORE
 # What CreateCustomKeyStore and UpdateCustomKeyStore record of an external key store proxy
 # (never its authentication credential).
@@ -210,7 +221,7 @@ _ALL: tuple[Declaration, ...] = (
         resolve=Resolve.KEY,
         dry_run=True,
         audit=("KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"),
-        uses=(KeyUse(_ENCRYPT),),
+        uses=(_DATA_KEY_USE,),
         check_input=_data_key_size,
         unsupported_members=_RECIPIENT_UNSUPPORTED,
         implemented=True,
@@ -221,7 +232,7 @@ _ALL: tuple[Declaration, ...] = (
         resolve=Resolve.KEY,
         dry_run=True,
         audit=("KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"),
-        uses=(KeyUse(_ENCRYPT),),
+        uses=(_DATA_KEY_USE,),
         check_input=_data_key_size,
         implemented=True,
     ),
@@ -231,8 +242,9 @@ _ALL: tuple[Declaration, ...] = (
         resolve=Resolve.KEY,
         dry_run=True,
         audit=("KeyId", "EncryptionContext", "KeyPairSpec"),
-        uses=(KeyUse(_ENCRYPT),),
+        uses=(_DATA_KEY_USE,),
         unsupported_members=_RECIPIENT_UNSUPPORTED,
+        implemented=True,
     ),
     _key_op(
         "GenerateDataKeyPairWithoutPlaintext",
@@ -240,7 +252,8 @@ _ALL: tuple[Declaration, ...] = (
         resolve=Resolve.KEY,
         dry_run=True,
         audit=("KeyId", "EncryptionContext", "KeyPairSpec"),
-        uses=(KeyUse(_ENCRYPT),),
+        uses=(_DATA_KEY_USE,),
+        implemented=True,
     ),
     _account_op(
         "GenerateRandom",
@@ -251,7 +264,7 @@ _ALL: tuple[Declaration, ...] = (
         implemented=True,
     ),
     # -- asymmetric, HMAC, key agreement, KEM ----------------------------------------------
-    _key_op("GetPublicKey", read_only=True, resolve=Resolve.KEY),
+    _key_op("GetPublicKey", read_only=True, resolve=Resolve.KEY, implemented=True),
     _crypto_op("Sign", ("MessageType", "SigningAlgorithm"), _SIGNING),
     _crypto_op("Verify", ("MessageType", "SigningAlgorithm"), _SIGNING),
     _crypto_op("GenerateMac", ("MacAlgorithm",), _MAC),

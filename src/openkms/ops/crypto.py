@@ -1,42 +1,119 @@
-"""Cryptographic operations on symmetric keys: Encrypt, Decrypt, ReEncrypt, GenerateDataKey,
-GenerateDataKeyWithoutPlaintext, GenerateRandom. The dispatcher has already found, authorised
-and checked the keys (state, usage, algorithm, ciphertext binding, dry run)."""
+"""Encryption operations: Encrypt, Decrypt, ReEncrypt, GenerateDataKey,
+GenerateDataKeyWithoutPlaintext, GenerateDataKeyPair, GenerateDataKeyPairWithoutPlaintext,
+GenerateRandom. The dispatcher has already found, authorised and checked the keys (state,
+usage, algorithm, ciphertext binding for symmetric keys, dry run).
+
+A symmetric key seals into openkms's self-describing blob (``ops.symmetric``); an RSA key
+encrypts with RSAES-OAEP and its ciphertext is the bare OAEP output, as AWS's is, so that
+anyone holding the public key can make one (and Decrypt must be told the key).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from openkms.crypto.key_specs import EncryptionAlgorithm
+from openkms.crypto import key_pairs, rsa_oaep
+from openkms.crypto.key_specs import EncryptionAlgorithm, KeySpec
+from openkms.errors import (
+    InvalidCiphertextException,
+    UnsupportedOperationException,
+    ValidationException,
+)
+from openkms.keystore import IntegrityError
 from openkms.ops.catalogue import data_key_bytes
 from openkms.ops.context import Services
 from openkms.ops.declaration import Call, handles
+from openkms.ops.key_directory import LoadedKey
+from openkms.ops.key_handles import current_handle
+from openkms.ops.resolution import request_ciphertext
 from openkms.ops.symmetric import open_blob, seal
+from openkms.storage.blocking import check_may_block
 
 _SYMMETRIC_DEFAULT = EncryptionAlgorithm.SYMMETRIC_DEFAULT.value
+
+
+def _is_symmetric(key: LoadedKey) -> bool:
+    return key.record.key_spec == KeySpec.SYMMETRIC_DEFAULT
+
+
+def _encrypt_under(
+    services: Services,
+    key: LoadedKey,
+    plaintext: bytes,
+    algorithm: str,
+    context: Mapping[str, str] | None,
+) -> tuple[bytes, str | None]:
+    """The ciphertext, and the KeyMaterialId used (symmetric keys only)."""
+    if _is_symmetric(key):
+        blob, material = seal(services, key, plaintext, context)
+        return blob, material.material_id
+    _refuse_context(context)
+    limit = rsa_oaep.max_plaintext_bytes(key_pairs.RSA_BITS[key.record.key_spec], algorithm)
+    if len(plaintext) > limit:
+        raise ValidationException(
+            f"Algorithm {algorithm} and key spec {key.record.key_spec} cannot encrypt data "
+            f"larger than {limit} bytes."
+        )
+    return services.keystore.encrypt_asymmetric(current_handle(key), algorithm, plaintext), None
+
+
+def _decrypt_with(
+    services: Services,
+    call: Call,
+    key: LoadedKey,
+    algorithm: str,
+    context: Mapping[str, str] | None,
+) -> tuple[bytes, str | None]:
+    """The plaintext, and the KeyMaterialId that opened it (symmetric keys only)."""
+    if _is_symmetric(key):
+        blob = call.resolved.blob
+        assert blob is not None  # bound by the dispatcher; a dry run ended before
+        plaintext, material = open_blob(services, key, blob, context)
+        return plaintext, material.material_id
+    _refuse_context(context)
+    ciphertext = request_ciphertext(call.params)
+    try:
+        plaintext = services.keystore.decrypt_asymmetric(current_handle(key), algorithm, ciphertext)
+    except IntegrityError:
+        raise InvalidCiphertextException() from None
+    return plaintext, None
+
+
+def _refuse_context(context: Mapping[str, str] | None) -> None:
+    if context:
+        # RSAES-OAEP has nothing to bind a context to; accepting one silently would let a
+        # caller believe it was bound (AWS's own answer is undocumented: docs/behaviour.md).
+        raise ValidationException(
+            "EncryptionContext is not supported with asymmetric KMS keys: the RSAES_OAEP "
+            "algorithms cannot bind an encryption context."
+        )
 
 
 @handles("Encrypt")
 def encrypt(services: Services, call: Call) -> dict[str, Any]:
     req = call.params
-    blob, _ = seal(services, call.key, req["Plaintext"], req.get("EncryptionContext"))
-    return {
-        "CiphertextBlob": blob,
-        "KeyId": call.key.record.arn,
-        "EncryptionAlgorithm": _SYMMETRIC_DEFAULT,
-    }
+    algorithm = req.get("EncryptionAlgorithm", _SYMMETRIC_DEFAULT)
+    blob, _ = _encrypt_under(
+        services, call.key, req["Plaintext"], algorithm, req.get("EncryptionContext")
+    )
+    return {"CiphertextBlob": blob, "KeyId": call.key.record.arn, "EncryptionAlgorithm": algorithm}
 
 
 @handles("Decrypt")
 def decrypt(services: Services, call: Call) -> dict[str, Any]:
-    blob = call.resolved.blob
-    assert blob is not None  # only a dry run goes without its ciphertext, and it ended before
-    plaintext, material = open_blob(services, call.key, blob, call.params.get("EncryptionContext"))
-    return {
+    algorithm = call.params.get("EncryptionAlgorithm", _SYMMETRIC_DEFAULT)
+    plaintext, material_id = _decrypt_with(
+        services, call, call.key, algorithm, call.params.get("EncryptionContext")
+    )
+    response = {
         "KeyId": call.key.record.arn,
         "Plaintext": plaintext,
-        "EncryptionAlgorithm": _SYMMETRIC_DEFAULT,
-        "KeyMaterialId": material.material_id,
+        "EncryptionAlgorithm": algorithm,
     }
+    if material_id is not None:
+        response["KeyMaterialId"] = material_id
+    return response
 
 
 @handles("ReEncrypt")
@@ -44,23 +121,30 @@ def re_encrypt(services: Services, call: Call) -> dict[str, Any]:
     req = call.params
     source = call.resolved.keys["source"]
     destination = call.resolved.keys["destination"]
-    blob = call.resolved.blob
-    assert blob is not None  # only a dry run goes without its ciphertext, and it ended before
-    plaintext, source_material = open_blob(
-        services, source, blob, req.get("SourceEncryptionContext")
+    source_algorithm = req.get("SourceEncryptionAlgorithm", _SYMMETRIC_DEFAULT)
+    destination_algorithm = req.get("DestinationEncryptionAlgorithm", _SYMMETRIC_DEFAULT)
+    plaintext, source_material = _decrypt_with(
+        services, call, source, source_algorithm, req.get("SourceEncryptionContext")
     )
-    new_blob, destination_material = seal(
-        services, destination, plaintext, req.get("DestinationEncryptionContext")
+    new_blob, destination_material = _encrypt_under(
+        services,
+        destination,
+        plaintext,
+        destination_algorithm,
+        req.get("DestinationEncryptionContext"),
     )
-    return {
+    response = {
         "CiphertextBlob": new_blob,
         "SourceKeyId": source.record.arn,
         "KeyId": destination.record.arn,
-        "SourceEncryptionAlgorithm": _SYMMETRIC_DEFAULT,
-        "DestinationEncryptionAlgorithm": _SYMMETRIC_DEFAULT,
-        "SourceKeyMaterialId": source_material.material_id,
-        "DestinationKeyMaterialId": destination_material.material_id,
+        "SourceEncryptionAlgorithm": source_algorithm,
+        "DestinationEncryptionAlgorithm": destination_algorithm,
     }
+    if source_material is not None:
+        response["SourceKeyMaterialId"] = source_material
+    if destination_material is not None:
+        response["DestinationKeyMaterialId"] = destination_material
+    return response
 
 
 @handles("GenerateDataKey")
@@ -83,6 +167,39 @@ def _data_key(services: Services, call: Call, with_plaintext: bool) -> dict[str,
     }
     if with_plaintext:
         response["Plaintext"] = plaintext
+    return response
+
+
+@handles("GenerateDataKeyPair")
+def generate_data_key_pair(services: Services, call: Call) -> dict[str, Any]:
+    return _data_key_pair(services, call, with_plaintext=True)
+
+
+@handles("GenerateDataKeyPairWithoutPlaintext")
+def generate_data_key_pair_without_plaintext(services: Services, call: Call) -> dict[str, Any]:
+    return _data_key_pair(services, call, with_plaintext=False)
+
+
+def _data_key_pair(services: Services, call: Call, with_plaintext: bool) -> dict[str, Any]:
+    spec = call.params["KeyPairSpec"]
+    if spec == "SM2":
+        raise UnsupportedOperationException(f"KeyPairSpec {spec} is not supported in this Region")
+    if spec in key_pairs.RSA_BITS:
+        # RSA key generation takes up to a second of CPU: never on the event loop, where it
+        # would hold up every other request (the request reruns on a worker thread).
+        check_may_block()
+    private_key = key_pairs.new_data_key_pair(spec)
+    private_der = key_pairs.pkcs8_der(private_key)
+    blob, material = seal(services, call.key, private_der, call.params.get("EncryptionContext"))
+    response: dict[str, Any] = {
+        "PrivateKeyCiphertextBlob": blob,
+        "PublicKey": key_pairs.public_key_der(spec, private_key),
+        "KeyId": call.key.record.arn,
+        "KeyPairSpec": spec,
+        "KeyMaterialId": material.material_id,
+    }
+    if with_plaintext:
+        response["PrivateKeyPlaintext"] = private_der
     return response
 
 

@@ -58,6 +58,10 @@ class KeyUse:
     role: str = "key"
     algorithm_parameter: str | None = None
     family: AlgorithmFamily | None = None
+    # What an absent algorithm parameter means (Encrypt's defaults to SYMMETRIC_DEFAULT).
+    default_algorithm: str | None = None
+    # Operations only symmetric encryption keys can do (data keys) say so here.
+    symmetric_only: bool = False
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ from openkms.errors import (
     DependencyTimeoutException,
     DryRunOperationException,
     IncorrectKeyException,
+    InvalidCiphertextException,
     InvalidKeyUsageException,
     UnknownOperationException,
     UnsupportedOperationException,
@@ -222,17 +223,32 @@ class Dispatcher:
                 f"{record.arn} key usage is {record.key_usage} which is not valid for "
                 f"{action.removeprefix('kms:')}."
             )
-        if declaration.resolve in (Resolve.CIPHERTEXT, Resolve.RE_ENCRYPT) and use.role in (
-            "key",
-            "source",
+        spec = spec_info(record.key_spec)
+        if use.symmetric_only and not spec.symmetric:
+            raise InvalidKeyUsageException(
+                f"{record.arn} key KeySpec is {record.key_spec} which is not valid for "
+                f"{declaration.name}."
+            )
+        # Only symmetric keys' ciphertexts name their key; an RSA ciphertext is bare OAEP.
+        if (
+            declaration.resolve in (Resolve.CIPHERTEXT, Resolve.RE_ENCRYPT)
+            and use.role in ("key", "source")
+            and spec.symmetric
         ):
             _bind_ciphertext(params, resolved, use.role)
         if use.algorithm_parameter is None or use.family is None:
             return
-        algorithm = params.get(use.algorithm_parameter)
-        if algorithm is not None and algorithm not in spec_info(record.key_spec).algorithms(
-            use.family
+        algorithm = params.get(use.algorithm_parameter, use.default_algorithm)
+        if (
+            algorithm == "SYMMETRIC_DEFAULT"
+            and not spec.symmetric
+            and declaration.resolve in (Resolve.CIPHERTEXT, Resolve.RE_ENCRYPT)
+            and use.role in ("key", "source")
         ):
+            # AWS reads the ciphertext as a symmetric key's before it compares the algorithm
+            # with the key: an RSA key named without its algorithm finds no such ciphertext.
+            raise InvalidCiphertextException()
+        if algorithm is not None and algorithm not in spec.algorithms(use.family):
             raise InvalidKeyUsageException(
                 f"Algorithm {algorithm} is incompatible with key spec {record.key_spec}."
             )

@@ -23,6 +23,13 @@ from openkms.storage.blocking import check_may_block
 def get_parameters_for_import(services: Services, call: Call) -> dict[str, Any]:
     record, req = call.key.record, call.params
     imports.check_external(record)
+    if record.key_spec.startswith("RSA_") and req["WrappingAlgorithm"].startswith("RSAES_"):
+        # An RSA private key is larger than any RSAES_OAEP wrapping can carry (AWS: RSA
+        # key material needs an RSA_AES_KEY_WRAP algorithm); say so now, not at import.
+        raise ValidationException(
+            f"{record.arn} has key spec {record.key_spec}: RSA private key material must be "
+            "wrapped with RSA_AES_KEY_WRAP_SHA_1 or RSA_AES_KEY_WRAP_SHA_256."
+        )
     # Making an RSA key pair takes up to seconds (RSA_4096): never on the event loop.
     check_may_block()
     valid_to = services.clock.now() + imports.IMPORT_PARAMETERS_LIFETIME

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.crypto.key_pairs import IMPORTABLE_SPECS
 from openkms.crypto.key_specs import KeySpec, KeyUsage, spec_info
 from openkms.domain.key_states import KeyState
 from openkms.domain.keys import change_key_description, change_key_state
@@ -37,17 +38,19 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         )
     key_spec = req.get("KeySpec", req.get("CustomerMasterKeySpec", KeySpec.SYMMETRIC_DEFAULT))
     spec = spec_info(key_spec)
-    key_usage = req.get("KeyUsage", KeyUsage.ENCRYPT_DECRYPT)
     origin = req.get("Origin", "AWS_KMS")
     if not spec.supported:
-        raise UnsupportedOperationException(
-            f"KeySpec {key_spec} is not supported by this openkms server yet."
-        )
-    if key_usage not in spec.usages:
+        # AWS serves SM2 only in its China Regions, and openkms does not serve it at all
+        # (docs/behaviour.md); elsewhere AWS answers in these words.
+        raise UnsupportedOperationException(f"KeySpec {key_spec} is not supported in this Region")
+    if "KeyUsage" not in req and key_spec != KeySpec.SYMMETRIC_DEFAULT:
         raise ValidationException(
-            f"The operation failed because the KeyUsage value of the CMK is {key_usage}. "
-            f"To perform this operation, the KeyUsage value must be {spec.usages[0]}."
+            "You must specify a KeyUsage value for all KMS keys except for symmetric "
+            "encryption keys."
         )
+    key_usage = req.get("KeyUsage", KeyUsage.ENCRYPT_DECRYPT)
+    if key_usage not in spec.usages:
+        raise ValidationException(f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
     if "CustomKeyStoreId" in req:
         raise CustomKeyStoreNotFoundException(
             f"Custom key store '{req['CustomKeyStoreId']}' does not exist."
@@ -56,10 +59,14 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         raise UnsupportedOperationException(
             f"Origin {origin} is not supported by this openkms server yet."
         )
-    if origin == "EXTERNAL" and key_spec != KeySpec.SYMMETRIC_DEFAULT:
+    if (
+        origin == "EXTERNAL"
+        and key_spec != KeySpec.SYMMETRIC_DEFAULT
+        and key_spec not in IMPORTABLE_SPECS
+    ):
         raise UnsupportedOperationException(
-            f"Importing key material into {key_spec} keys is not supported by this openkms "
-            "server yet: Origin EXTERNAL needs KeySpec SYMMETRIC_DEFAULT."
+            f"Origin EXTERNAL is not supported for KeySpec {key_spec}: this openkms server "
+            "imports symmetric, HMAC, RSA and ECC key material."
         )
     if req.get("MultiRegion"):
         raise UnsupportedOperationException(

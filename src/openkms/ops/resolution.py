@@ -167,7 +167,12 @@ def _ciphertext_key(
 
 
 def request_blob(params: dict[str, Any]) -> CiphertextBlob:
-    """The request's CiphertextBlob, parsed. The model lets it be absent (a dry run with
+    """The request's CiphertextBlob, parsed as a symmetric key's blob."""
+    return parse_blob(request_ciphertext(params))
+
+
+def request_ciphertext(params: dict[str, Any]) -> bytes:
+    """The request's CiphertextBlob. The model lets it be absent (a dry run with
     IGNORE_CIPHERTEXT needs none), so its absence is checked here, in AWS's words."""
     data = params.get("CiphertextBlob")
     if data is None:
@@ -175,7 +180,7 @@ def request_blob(params: dict[str, Any]) -> CiphertextBlob:
             "1 validation error detected: Value null at 'ciphertextBlob' failed to satisfy "
             "constraint: Member must not be null"
         )
-    return parse_blob(data)
+    return bytes(data)
 
 
 def parse_blob(data: bytes) -> CiphertextBlob:

@@ -7,22 +7,14 @@ from collections.abc import Mapping
 from openkms.crypto.ciphertext_blob import CiphertextBlob
 from openkms.crypto.encryption_context import canonical_encryption_context
 from openkms.errors import InvalidCiphertextException
-from openkms.keystore import IntegrityError, KeyHandle
+from openkms.keystore import IntegrityError
 from openkms.ops.context import Services
 from openkms.ops.key_directory import LoadedKey
+from openkms.ops.key_handles import handle_of
 from openkms.ops.resolution import parse_blob
 from openkms.storage import MaterialRecord
 
 __all__ = ["open_blob", "parse_blob", "seal"]
-
-
-def handle_of(key: LoadedKey, material: MaterialRecord) -> KeyHandle:
-    # Only imported material that was deleted or expired has no wrapped value, and the
-    # callers check for that first.
-    assert material.wrapped_material is not None
-    return KeyHandle(
-        key.record.arn, material.version, material.wrapped_material, key.record.key_spec
-    )
 
 
 def seal(

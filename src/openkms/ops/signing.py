@@ -1,0 +1,80 @@
+"""Asymmetric keys' own operations: GetPublicKey, Sign, Verify. The dispatcher has already
+checked the key's state, usage and that the signing algorithm is one of its spec's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openkms.crypto.key_specs import metadata_algorithms, spec_info
+from openkms.crypto.signatures import RAW, SigningInputError, check_message
+from openkms.errors import (
+    KMSInvalidSignatureException,
+    UnsupportedOperationException,
+    ValidationException,
+)
+from openkms.ops.context import Services
+from openkms.ops.declaration import Call, handles
+from openkms.ops.key_handles import current_handle
+
+
+@handles("GetPublicKey")
+def get_public_key(services: Services, call: Call) -> dict[str, Any]:
+    record = call.key.record
+    if spec_info(record.key_spec).symmetric:
+        raise UnsupportedOperationException(
+            f"{record.arn} key usage is {record.key_usage} which is not valid for GetPublicKey."
+        )
+    return {
+        "KeyId": record.arn,
+        "PublicKey": services.keystore.public_key(current_handle(call.key)),
+        "CustomerMasterKeySpec": record.key_spec,
+        "KeySpec": record.key_spec,
+        "KeyUsage": record.key_usage,
+        **metadata_algorithms(record.key_spec, record.key_usage),
+    }
+
+
+@handles("Sign")
+def sign(services: Services, call: Call) -> dict[str, Any]:
+    req = call.params
+    message_type = _checked_message_type(call)
+    signature = services.keystore.sign(
+        current_handle(call.key), req["SigningAlgorithm"], message_type, req["Message"]
+    )
+    return {
+        "KeyId": call.key.record.arn,
+        "Signature": signature,
+        "SigningAlgorithm": req["SigningAlgorithm"],
+    }
+
+
+@handles("Verify")
+def verify(services: Services, call: Call) -> dict[str, Any]:
+    req = call.params
+    message_type = _checked_message_type(call)
+    valid = services.keystore.verify(
+        current_handle(call.key),
+        req["SigningAlgorithm"],
+        message_type,
+        req["Message"],
+        req["Signature"],
+    )
+    if not valid:
+        raise KMSInvalidSignatureException()
+    return {
+        "KeyId": call.key.record.arn,
+        "SignatureValid": True,
+        "SigningAlgorithm": req["SigningAlgorithm"],
+    }
+
+
+def _checked_message_type(call: Call) -> str:
+    req = call.params
+    message_type: str = req.get("MessageType", RAW)
+    try:
+        check_message(
+            call.key.record.key_spec, req["SigningAlgorithm"], message_type, req["Message"]
+        )
+    except SigningInputError as error:
+        raise ValidationException(str(error)) from None
+    return message_type
