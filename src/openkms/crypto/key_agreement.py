@@ -2,8 +2,8 @@
 
 DeriveSharedSecret returns the raw shared secret (the x-coordinate of the shared point, as
 NIST SP 800-56A's ECC CDH primitive gives it), not a key derived from it: the caller runs its
-own KDF. The other party's public key arrives as DER SubjectPublicKeyInfo (or PEM of it) and
-must be a valid point on the KMS key's curve.
+own KDF. The other party's public key arrives as DER SubjectPublicKeyInfo (AWS takes no PEM
+and no bare point) and must be a valid point on the KMS key's curve.
 """
 
 from __future__ import annotations
@@ -33,8 +33,6 @@ def derive_shared_secret(private_key: ec.EllipticCurvePrivateKey, peer_public_ke
 
 def _load_peer(data: bytes) -> Any:
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            return serialization.load_pem_public_key(data)
         return serialization.load_der_public_key(data)
     except (ValueError, TypeError, NotImplementedError):
         raise PeerKeyError(
