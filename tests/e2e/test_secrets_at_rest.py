@@ -89,3 +89,62 @@ def test_database_and_log_hold_no_key_material_plaintext_or_secret(own_server):
         for form in _forms(secret):
             assert form not in stored
             assert form not in log
+
+
+def test_no_private_key_mac_key_or_shared_secret_is_in_the_database_or_log(own_server):
+    """Asymmetric and HMAC material, the private halves of data key pairs and the shared
+    secrets of key agreement and encapsulation: stored only wrapped, logged never."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    own_server.start()
+    kms = own_server.client()
+    specs = [
+        ("RSA_2048", "SIGN_VERIFY"),
+        ("ECC_NIST_P256", "KEY_AGREEMENT"),
+        ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY"),
+        ("ML_DSA_44", "SIGN_VERIFY"),
+        ("ML_KEM_512", "ENCAPSULATE_DECAPSULATE"),
+        ("HMAC_256", "GENERATE_VERIFY_MAC"),
+    ]
+    keys = {
+        spec: kms.create_key(KeySpec=spec, KeyUsage=usage)["KeyMetadata"]["KeyId"]
+        for spec, usage in specs
+    }
+    kms.sign(KeyId=keys["RSA_2048"], Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")
+    kms.sign(KeyId=keys["ML_DSA_44"], Message=b"m", SigningAlgorithm="ML_DSA_SHAKE_256")
+    kms.generate_mac(KeyId=keys["HMAC_256"], Message=b"m", MacAlgorithm="HMAC_SHA_256")
+    peer = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    shared = kms.derive_shared_secret(
+        KeyId=keys["ECC_NIST_P256"], KeyAgreementAlgorithm="ECDH", PublicKey=peer
+    )["SharedSecret"]
+    encapsulated = kms.encapsulate(KeyId=keys["ML_KEM_512"], EncapsulationAlgorithm="ML_KEM")
+    symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+    pair = kms.generate_data_key_pair(KeyId=symmetric, KeyPairSpec="ECC_NIST_P384")
+    own_server.stop()
+
+    root_key = (own_server.data_dir / "root.key").read_bytes()
+    wrapped_rows = _wrapped_materials(own_server)
+    materials = [unwrap_material(root_key, a, v, w) for a, v, w in wrapped_rows]
+    assert len(materials) == len(specs) + 1
+    stored = _database_bytes(own_server)
+    log = Path(own_server.log_path).read_bytes()
+    assert all(wrapped in stored for _, _, wrapped in wrapped_rows)
+    secrets = [
+        *materials,
+        shared,
+        encapsulated["SharedSecret"],
+        pair["PrivateKeyPlaintext"],
+        # The private scalar inside the PKCS#8, whatever encoding would carry it.
+        serialization.load_der_private_key(pair["PrivateKeyPlaintext"], None)
+        .private_numbers()
+        .private_value.to_bytes(48, "big"),
+    ]
+    for secret in secrets:
+        for form in _forms(secret):
+            assert form not in stored
+            assert form not in log
