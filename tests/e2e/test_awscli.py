@@ -154,3 +154,51 @@ def test_cli_rotates_lists_rotations_and_schedules_deletion(server):
     assert (
         aws(server, "kms", "cancel-key-deletion", "--key-id", key["KeyId"])["KeyId"] == key["Arn"]
     )
+
+
+def test_cli_signs_what_openssl_verifies_and_macs(server, tmp_path):
+    """AWS's documented workflow for asymmetric keys: sign with the CLI, fetch the public key
+    with the CLI, verify with OpenSSL."""
+    key = aws(
+        server, "kms", "create-key", "--key-spec", "ECC_NIST_P384", "--key-usage", "SIGN_VERIFY"
+    )["KeyMetadata"]
+    message = tmp_path / "message.txt"
+    message.write_bytes(b"signed through the AWS CLI")
+    signed = aws(
+        server, "kms", "sign", "--key-id", key["KeyId"], "--message", f"fileb://{message}",
+        "--message-type", "RAW", "--signing-algorithm", "ECDSA_SHA_384",
+    )  # fmt: skip
+    (tmp_path / "signature.der").write_bytes(base64.b64decode(signed["Signature"]))
+    public = aws(server, "kms", "get-public-key", "--key-id", key["KeyId"])
+    (tmp_path / "public.der").write_bytes(base64.b64decode(public["PublicKey"]))
+    verified = subprocess.run(
+        [
+            "openssl", "dgst", "-sha384", "-verify", "public.der", "-keyform", "DER",
+            "-signature", "signature.der", "message.txt",
+        ],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert verified.returncode == 0 and "Verified OK" in verified.stdout, verified.stderr
+    check = aws(
+        server, "kms", "verify", "--key-id", key["KeyId"], "--message", f"fileb://{message}",
+        "--signature", f"fileb://{tmp_path / 'signature.der'}",
+        "--signing-algorithm", "ECDSA_SHA_384",
+    )  # fmt: skip
+    assert check["SignatureValid"] is True
+
+    mac_key = aws(
+        server, "kms", "create-key", "--key-spec", "HMAC_384",
+        "--key-usage", "GENERATE_VERIFY_MAC",
+    )["KeyMetadata"]  # fmt: skip
+    mac = aws(
+        server, "kms", "generate-mac", "--key-id", mac_key["KeyId"],
+        "--message", f"fileb://{message}", "--mac-algorithm", "HMAC_SHA_384",
+    )  # fmt: skip
+    assert len(base64.b64decode(mac["Mac"])) == 48
+    (tmp_path / "tampered.bin").write_bytes(b"\x00" * 48)
+    refused = aws(
+        server, "kms", "verify-mac", "--key-id", mac_key["KeyId"],
+        "--message", f"fileb://{message}", "--mac-algorithm", "HMAC_SHA_384",
+        "--mac", f"fileb://{tmp_path / 'tampered.bin'}", expect_failure=True,
+    )  # fmt: skip
+    assert "KMSInvalidMacException" in refused["stderr"]
