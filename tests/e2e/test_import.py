@@ -144,16 +144,6 @@ def test_an_external_key_starts_pending_import_without_material(kms):
     assert describe(kms, key["KeyId"])["KeyState"] == "PendingImport"
 
 
-def test_external_keys_of_other_specs_are_refused(kms):
-    fails(
-        kms.create_key,
-        "UnsupportedOperationException",
-        KeySpec="RSA_2048",
-        KeyUsage="ENCRYPT_DECRYPT",
-        Origin="EXTERNAL",
-    )
-
-
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_material_wrapped_with_every_algorithm_and_wrapping_key_spec_imports(kms, algorithm, spec):

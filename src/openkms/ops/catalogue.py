@@ -17,6 +17,7 @@ from typing import Any
 from openkms.crypto.key_specs import DATA_KEY_BYTES, AlgorithmFamily, DataKeySpec, KeyUsage
 from openkms.domain import imports
 from openkms.errors import CustomKeyStoreNotFoundException, ValidationException
+from openkms.ops import key_input_rules
 from openkms.ops.declaration import Declaration, KeyUse, Permission, Resolve
 
 _ENCRYPT = (KeyUsage.ENCRYPT_DECRYPT,)
@@ -180,6 +181,7 @@ _ALL: tuple[Declaration, ...] = (
         dry_run=True,
         audit=("KeyId", "EncryptionContext", "EncryptionAlgorithm"),
         uses=(_encryption_use(),),
+        check_with_keys=key_input_rules.encrypt_input,
         implemented=True,
     ),
     _key_op(
@@ -190,6 +192,7 @@ _ALL: tuple[Declaration, ...] = (
         audit=("KeyId", "EncryptionContext", "EncryptionAlgorithm", "DryRunModifiers"),
         uses=(_encryption_use(),),
         unsupported_members=_RECIPIENT_UNSUPPORTED,
+        check_with_keys=key_input_rules.decrypt_input,
         implemented=True,
     ),
     Declaration(
@@ -214,6 +217,7 @@ _ALL: tuple[Declaration, ...] = (
             _encryption_use("SourceEncryptionAlgorithm", "source"),
             _encryption_use("DestinationEncryptionAlgorithm", "destination"),
         ),
+        check_with_keys=key_input_rules.re_encrypt_input,
     ),
     _key_op(
         "GenerateDataKey",
@@ -244,6 +248,7 @@ _ALL: tuple[Declaration, ...] = (
         audit=("KeyId", "EncryptionContext", "KeyPairSpec"),
         uses=(_DATA_KEY_USE,),
         unsupported_members=_RECIPIENT_UNSUPPORTED,
+        check_with_keys=key_input_rules.data_key_pair_input,
         implemented=True,
     ),
     _key_op(
@@ -253,6 +258,7 @@ _ALL: tuple[Declaration, ...] = (
         dry_run=True,
         audit=("KeyId", "EncryptionContext", "KeyPairSpec"),
         uses=(_DATA_KEY_USE,),
+        check_with_keys=key_input_rules.data_key_pair_input,
         implemented=True,
     ),
     _account_op(
@@ -265,8 +271,18 @@ _ALL: tuple[Declaration, ...] = (
     ),
     # -- asymmetric, HMAC, key agreement, KEM ----------------------------------------------
     _key_op("GetPublicKey", read_only=True, resolve=Resolve.KEY, implemented=True),
-    _crypto_op("Sign", ("MessageType", "SigningAlgorithm"), _SIGNING),
-    _crypto_op("Verify", ("MessageType", "SigningAlgorithm"), _SIGNING),
+    _crypto_op(
+        "Sign",
+        ("MessageType", "SigningAlgorithm"),
+        _SIGNING,
+        check_with_keys=key_input_rules.signing_message,
+    ),
+    _crypto_op(
+        "Verify",
+        ("MessageType", "SigningAlgorithm"),
+        _SIGNING,
+        check_with_keys=key_input_rules.signing_message,
+    ),
     _crypto_op("GenerateMac", ("MacAlgorithm",), _MAC),
     _crypto_op("VerifyMac", ("MacAlgorithm",), _MAC),
     _crypto_op(

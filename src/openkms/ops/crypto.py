@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from openkms.crypto import key_pairs, rsa_oaep
+from openkms.crypto import key_pairs
 from openkms.crypto.key_specs import EncryptionAlgorithm, KeySpec
 from openkms.errors import (
     InvalidCiphertextException,
-    UnsupportedOperationException,
-    ValidationException,
 )
 from openkms.keystore import IntegrityError
 from openkms.ops.catalogue import data_key_bytes
@@ -26,6 +24,7 @@ from openkms.ops.context import Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.key_directory import LoadedKey
 from openkms.ops.key_handles import current_handle
+from openkms.ops.key_input_rules import check_plaintext_fits
 from openkms.ops.resolution import request_ciphertext
 from openkms.ops.symmetric import open_blob, seal
 from openkms.storage.blocking import check_may_block
@@ -48,13 +47,8 @@ def _encrypt_under(
     if _is_symmetric(key):
         blob, material = seal(services, key, plaintext, context)
         return blob, material.material_id
-    _refuse_context(context)
-    limit = rsa_oaep.max_plaintext_bytes(key_pairs.RSA_BITS[key.record.key_spec], algorithm)
-    if len(plaintext) > limit:
-        raise ValidationException(
-            f"Algorithm {algorithm} and key spec {key.record.key_spec} cannot encrypt data "
-            f"larger than {limit} bytes."
-        )
+    # Encrypt's plaintext was checked before DryRun; ReEncrypt's is known only now.
+    check_plaintext_fits(key, algorithm, plaintext)
     return services.keystore.encrypt_asymmetric(current_handle(key), algorithm, plaintext), None
 
 
@@ -71,23 +65,12 @@ def _decrypt_with(
         assert blob is not None  # bound by the dispatcher; a dry run ended before
         plaintext, material = open_blob(services, key, blob, context)
         return plaintext, material.material_id
-    _refuse_context(context)
     ciphertext = request_ciphertext(call.params)
     try:
         plaintext = services.keystore.decrypt_asymmetric(current_handle(key), algorithm, ciphertext)
     except IntegrityError:
         raise InvalidCiphertextException() from None
     return plaintext, None
-
-
-def _refuse_context(context: Mapping[str, str] | None) -> None:
-    if context:
-        # RSAES-OAEP has nothing to bind a context to; accepting one silently would let a
-        # caller believe it was bound (AWS's own answer is undocumented: docs/behaviour.md).
-        raise ValidationException(
-            "EncryptionContext is not supported with asymmetric KMS keys: the RSAES_OAEP "
-            "algorithms cannot bind an encryption context."
-        )
 
 
 @handles("Encrypt")
@@ -182,8 +165,6 @@ def generate_data_key_pair_without_plaintext(services: Services, call: Call) -> 
 
 def _data_key_pair(services: Services, call: Call, with_plaintext: bool) -> dict[str, Any]:
     spec = call.params["KeyPairSpec"]
-    if spec == "SM2":
-        raise UnsupportedOperationException(f"KeyPairSpec {spec} is not supported in this Region")
     if spec in key_pairs.RSA_BITS:
         # RSA key generation takes up to a second of CPU: never on the event loop, where it
         # would hold up every other request (the request reruns on a worker thread).

@@ -89,6 +89,7 @@ class Call:
 
 Handler = Callable[["Services", Call], dict[str, Any]]
 InputCheck = Callable[[dict[str, Any]], None]
+KeyInputCheck = Callable[[dict[str, Any], Resolved], None]
 
 # Every handler in the ops modules, by operation name (filled by ``handles`` at import).
 HANDLERS: dict[str, Handler] = {}
@@ -119,6 +120,9 @@ class Declaration:
     key_uses: tuple[KeyUse, ...] = ()
     # Operation-specific input rules beyond the model, run before any resource is looked up.
     check_input: InputCheck | None = None
+    # Input rules that depend on the keys found (their spec), run after the usage and
+    # algorithm checks and before DryRun answers.
+    check_with_keys: KeyInputCheck | None = None
     # Members this server does not support yet: member -> the UnsupportedOperation message.
     unsupported_members: Mapping[str, str] = field(default_factory=dict)
     # Roles whose key state the key-state table checks (UpdateAlias: not the old target).

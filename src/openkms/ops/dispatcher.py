@@ -3,7 +3,8 @@ operation's declaration.
 
     authenticate -> validate against the model -> operation input rules -> resolve the
     resources -> authorise every (action, resource) -> request quota -> key state (AWS's
-    table) -> key usage, ciphertext binding, algorithm -> dry run -> the handler
+    table) -> key usage, ciphertext binding, algorithm -> input rules that depend on the
+    key -> dry run -> the handler
 
 Authorisation comes before the state check, so a caller who may not use a key learns nothing
 about it (not even that it is disabled); the state check comes before usage and spec, as AWS
@@ -21,6 +22,7 @@ from openkms.audit.events import AuditFacts
 from openkms.auth.authenticator import Authenticator
 from openkms.auth.sigv4 import SignedRequest
 from openkms.authz import AuthorizationRequest, Authorizer
+from openkms.crypto.ciphertext_blob import CiphertextBlob, MalformedBlob
 from openkms.crypto.key_specs import spec_info
 from openkms.domain.key_states import STATE_TABLE, check_state
 from openkms.errors import (
@@ -164,6 +166,8 @@ class Dispatcher:
             self._check_states(declaration, resolved)
             for use in declaration.key_uses:
                 self._check_use(declaration, use, params, resolved)
+            if declaration.check_with_keys is not None:
+                declaration.check_with_keys(params, resolved)
             if declaration.dry_run and params.get("DryRun"):
                 raise DryRunOperationException(DRY_RUN_MESSAGE)
             return handler(self.services, Call(ctx, params, resolved))
@@ -217,24 +221,29 @@ class Dispatcher:
         if key is None:
             return
         record = key.record
+        spec = spec_info(record.key_spec)
+        ciphertext_role = declaration.resolve in (
+            Resolve.CIPHERTEXT,
+            Resolve.RE_ENCRYPT,
+        ) and use.role in ("key", "source")
+        if ciphertext_role and record.key_usage not in use.usages:
+            # A blob naming another key than the one named is that mismatch before it is a
+            # usage error (AWS: a symmetric key's ciphertext with an HMAC KeyId is
+            # IncorrectKeyException).
+            _refuse_blob_of_another_key(params, record.key_id)
         if record.key_usage not in use.usages:
             action = next(p.action for p in declaration.permissions if p.role == use.role)
             raise InvalidKeyUsageException(
                 f"{record.arn} key usage is {record.key_usage} which is not valid for "
                 f"{action.removeprefix('kms:')}."
             )
-        spec = spec_info(record.key_spec)
         if use.symmetric_only and not spec.symmetric:
             raise InvalidKeyUsageException(
                 f"{record.arn} key KeySpec is {record.key_spec} which is not valid for "
                 f"{declaration.name}."
             )
         # Only symmetric keys' ciphertexts name their key; an RSA ciphertext is bare OAEP.
-        if (
-            declaration.resolve in (Resolve.CIPHERTEXT, Resolve.RE_ENCRYPT)
-            and use.role in ("key", "source")
-            and spec.symmetric
-        ):
+        if ciphertext_role and spec.symmetric:
             _bind_ciphertext(params, resolved, use.role)
         if use.algorithm_parameter is None or use.family is None:
             return
@@ -254,6 +263,25 @@ class Dispatcher:
             )
 
 
+_INCORRECT_KEY = (
+    "The key ID in the request does not identify a CMK that can perform this operation."
+)
+
+
+def _refuse_blob_of_another_key(params: dict[str, Any], key_id: str) -> None:
+    data = params.get("CiphertextBlob")
+    if data is None or (
+        params.get("DryRun") and "IGNORE_CIPHERTEXT" in params.get("DryRunModifiers", [])
+    ):
+        return
+    try:
+        blob = CiphertextBlob.parse(data)
+    except MalformedBlob:
+        return
+    if blob.key_id != key_id:
+        raise IncorrectKeyException(_INCORRECT_KEY)
+
+
 def _bind_ciphertext(params: dict[str, Any], resolved: Resolved, role: str) -> None:
     """Match the ciphertext to the key the caller named (the blob was parsed during
     resolution when no key was named). A dry run with IGNORE_CIPHERTEXT checks the named key
@@ -264,9 +292,7 @@ def _bind_ciphertext(params: dict[str, Any], resolved: Resolved, role: str) -> N
         return
     blob = request_blob(params)
     if blob.key_id != resolved.keys[role].record.key_id:
-        raise IncorrectKeyException(
-            "The key ID in the request does not identify a CMK that can perform this operation."
-        )
+        raise IncorrectKeyException(_INCORRECT_KEY)
     resolved.blob = blob
 
 

@@ -1,17 +1,14 @@
 """Asymmetric keys' own operations: GetPublicKey, Sign, Verify. The dispatcher has already
-checked the key's state, usage and that the signing algorithm is one of its spec's."""
+checked the key's state, usage, that the signing algorithm is one of its spec's, and the
+message type and length (``key_input_rules``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from openkms.crypto.key_specs import metadata_algorithms, spec_info
-from openkms.crypto.signatures import RAW, SigningInputError, check_message
-from openkms.errors import (
-    KMSInvalidSignatureException,
-    UnsupportedOperationException,
-    ValidationException,
-)
+from openkms.crypto.signatures import RAW
+from openkms.errors import KMSInvalidSignatureException, UnsupportedOperationException
 from openkms.ops.context import Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.key_handles import current_handle
@@ -37,7 +34,7 @@ def get_public_key(services: Services, call: Call) -> dict[str, Any]:
 @handles("Sign")
 def sign(services: Services, call: Call) -> dict[str, Any]:
     req = call.params
-    message_type = _checked_message_type(call)
+    message_type = req.get("MessageType", RAW)
     signature = services.keystore.sign(
         current_handle(call.key), req["SigningAlgorithm"], message_type, req["Message"]
     )
@@ -51,7 +48,7 @@ def sign(services: Services, call: Call) -> dict[str, Any]:
 @handles("Verify")
 def verify(services: Services, call: Call) -> dict[str, Any]:
     req = call.params
-    message_type = _checked_message_type(call)
+    message_type = req.get("MessageType", RAW)
     valid = services.keystore.verify(
         current_handle(call.key),
         req["SigningAlgorithm"],
@@ -66,15 +63,3 @@ def verify(services: Services, call: Call) -> dict[str, Any]:
         "SignatureValid": True,
         "SigningAlgorithm": req["SigningAlgorithm"],
     }
-
-
-def _checked_message_type(call: Call) -> str:
-    req = call.params
-    message_type: str = req.get("MessageType", RAW)
-    try:
-        check_message(
-            call.key.record.key_spec, req["SigningAlgorithm"], message_type, req["Message"]
-        )
-    except SigningInputError as error:
-        raise ValidationException(str(error)) from None
-    return message_type
