@@ -33,14 +33,45 @@ HMAC_DIGESTS = {
 
 
 def openssl_private_key(workdir: Path, *algorithm: str) -> bytes:
-    """A PKCS#8 DER private key made by the openssl command line."""
-    out = workdir / "key.der"
+    """A PKCS#8 DER private key made by the openssl command line. (genpkey's own DER output
+    is the traditional form for EC keys, SEC 1, which AWS does not take: hence pkcs8.)"""
+    pem, der = workdir / "key.pem", workdir / "key.der"
+    for command in (
+        ["openssl", "genpkey", *algorithm, "-out", str(pem)],
+        [
+            "openssl",
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            str(pem),
+            "-outform",
+            "DER",
+            "-out",
+            str(der),
+        ],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
+    return der.read_bytes()
+
+
+def test_a_traditional_sec1_ec_key_is_not_pkcs8_and_is_refused(kms, tmp_path):
+    key = external(kms, "ECC_NIST_P256", "SIGN_VERIFY")
+    sec1 = tmp_path / "sec1.der"
     subprocess.run(
-        ["openssl", "genpkey", *algorithm, "-outform", "DER", "-out", str(out)],
-        check=True,
-        capture_output=True,
+        ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-outform", "DER",
+         "-out", str(sec1)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert sec1.read_bytes()[:4] == bytes.fromhex("30770201")  # ECPrivateKey, version 1
+    fails(
+        import_into,
+        "ValidationException",
+        "The key material is not a DER-encoded PKCS#8 private key of key spec ECC_NIST_P256.",
+        kms=kms,
+        key_id=key["KeyId"],
+        material=sec1.read_bytes(),
     )
-    return out.read_bytes()
 
 
 def import_into(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -34,7 +35,7 @@ def derive_shared_secret(private_key: ec.EllipticCurvePrivateKey, peer_public_ke
 def _load_peer(data: bytes) -> Any:
     try:
         return serialization.load_der_public_key(data)
-    except (ValueError, TypeError, NotImplementedError):
+    except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):
         raise PeerKeyError(
             "The public key is not a valid DER-encoded X.509 SubjectPublicKeyInfo."
         ) from None

@@ -23,8 +23,10 @@ import struct
 from dataclasses import dataclass
 from enum import StrEnum
 
-from cryptography.hazmat.primitives import hashes, keywrap
+from cryptography.hazmat.primitives import keywrap
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from openkms.crypto.rsa_oaep import oaep_padding
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _TOKEN_VERSION = 1
@@ -113,10 +115,7 @@ def decode_token_payload(payload: bytes) -> TokenContents:
 
 
 def _oaep(algorithm: WrappingAlgorithm) -> padding.OAEP:
-    digest: hashes.HashAlgorithm = (
-        hashes.SHA1() if algorithm.endswith("SHA_1") else hashes.SHA256()  # noqa: S303 - AWS's
-    )
-    return padding.OAEP(mgf=padding.MGF1(algorithm=digest), algorithm=digest, label=None)
+    return oaep_padding(sha_256=algorithm.endswith("SHA_256"))
 
 
 def unwrap_encrypted_material(

@@ -2,12 +2,15 @@
 keeps (wrapped), loading those bytes back, and the public and PKCS#8 forms handed out.
 
 The kept form is the smallest standard one: PKCS#8 DER for RSA, ECC and Ed25519; the FIPS
-204/203 seed for ML-DSA (32 bytes) and ML-KEM (64 bytes, d || z); the raw key for HMAC.
+204/203 seed for ML-DSA (32 bytes) and ML-KEM-768/1024 (64 bytes, d || z); the raw key for
+HMAC.
 
-``cryptography`` has no ML-KEM-512. For it, ``kyber-py`` expands the seed into the key pair
-(once, when the key is loaded) and PQClean's constant-time code, through ``pqcrypto``, does
-every encapsulation and decapsulation: the operation a caller repeats with inputs of its
-choosing never runs in pure Python.
+``cryptography`` has no ML-KEM-512. For it ``kyber-py`` (pure Python, not constant time)
+expands a fresh seed into the key pair once, when the key is made (CreateKey, a data key
+pair: on worker threads), and the kept form is the seed followed by the expanded
+decapsulation key, so loading a key expands nothing. PQClean's constant-time code, through
+``pqcrypto``, does every encapsulation and decapsulation: what a caller repeats with inputs
+of its choosing never runs in pure Python, and never touches a seed a caller did not get.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pqcrypto.kem.ml_kem_512 as pq_ml_kem_512
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, rsa
 from kyber_py.ml_kem import ML_KEM_512 as KYBER_ML_KEM_512
@@ -69,9 +73,20 @@ _SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
 _PKCS8 = serialization.PrivateFormat.PKCS8
 _NO_ENCRYPTION = serialization.NoEncryption()
 
+# The AlgorithmIdentifier OIDs (DER) an imported PKCS#8 must carry, near its start:
+# rsaEncryption, id-Ed25519; every EC curve's key is id-ecPublicKey.
+_PKCS8_HEADER_BYTES = 32
+_EC_PUBLIC_KEY_OID = bytes.fromhex("06072a8648ce3d0201")
+_PKCS8_ALGORITHM_OIDS: dict[str, bytes] = {
+    **dict.fromkeys(RSA_BITS, bytes.fromhex("06092a864886f70d010101")),
+    "ECC_NIST_EDWARDS25519": bytes.fromhex("06032b6570"),
+}
 # id-alg-ml-kem-512 (NIST CSOR 2.16.840.1.101.3.4.4.1), DER-encoded.
 _ML_KEM_512_OID = bytes.fromhex("0609608648016503040401")
 _ML_KEM_512_CIPHERTEXT_BYTES = 768
+_ML_KEM_512_EXPANDED_BYTES = 1632
+_ML_KEM_512_PUBLIC_OFFSET = 768
+_ML_KEM_SEED_BYTES = 64
 
 
 class NotKeyMaterial(ValueError):
@@ -86,12 +101,21 @@ class MlKem512PrivateKey:
     public_bytes_raw: bytes
     expanded: bytes
 
+    @staticmethod
+    def new_material() -> bytes:
+        """A fresh seed and the decapsulation key it expands into: the kept form."""
+        seed = os.urandom(_ML_KEM_SEED_BYTES)
+        _, expanded = KYBER_ML_KEM_512.key_derive(seed)
+        return seed + bytes(expanded)
+
     @classmethod
-    def from_seed_bytes(cls, seed: bytes) -> MlKem512PrivateKey:
-        if len(seed) != 64:
-            raise NotKeyMaterial("an ML-KEM seed is 64 bytes")
-        public, expanded = KYBER_ML_KEM_512.key_derive(seed)
-        return cls(seed, bytes(public), bytes(expanded))
+    def from_kept(cls, material: bytes) -> MlKem512PrivateKey:
+        seed, expanded = material[:_ML_KEM_SEED_BYTES], material[_ML_KEM_SEED_BYTES:]
+        if len(seed) != _ML_KEM_SEED_BYTES or len(expanded) != _ML_KEM_512_EXPANDED_BYTES:
+            raise NotKeyMaterial("not ML-KEM-512 key material")
+        # FIPS 203: dk = dk_PKE (768 bytes for k = 2) || ek (800) || H(ek) || z.
+        public = expanded[_ML_KEM_512_PUBLIC_OFFSET : _ML_KEM_512_PUBLIC_OFFSET + 800]
+        return cls(seed, public, expanded)
 
     def __repr__(self) -> str:
         return "MlKem512PrivateKey(...)"
@@ -108,7 +132,6 @@ class MlKem512PrivateKey:
 
 
 _ML_KEM: dict[str, Any] = {
-    "ML_KEM_512": MlKem512PrivateKey,
     "ML_KEM_768": mlkem.MLKEM768PrivateKey,
     "ML_KEM_1024": mlkem.MLKEM1024PrivateKey,
 }
@@ -121,7 +144,9 @@ def generate_material(spec: str) -> bytes:
     if spec in _ML_DSA:
         return os.urandom(32)
     if spec in _ML_KEM:
-        return os.urandom(64)
+        return os.urandom(_ML_KEM_SEED_BYTES)
+    if spec == KeySpec.ML_KEM_512:
+        return MlKem512PrivateKey.new_material()
     key: Any
     if spec in RSA_BITS:
         key = rsa.generate_private_key(65537, RSA_BITS[spec])
@@ -142,6 +167,8 @@ def load_private_key(spec: str, material: bytes) -> Any:
         return _ML_DSA[spec].from_seed_bytes(material)
     if spec in _ML_KEM:
         return _ML_KEM[spec].from_seed_bytes(material)
+    if spec == KeySpec.ML_KEM_512:
+        return MlKem512PrivateKey.from_kept(material)
     # Only a key store can have sealed the material, so OpenSSL's slow RSA check is redundant.
     return serialization.load_der_private_key(material, None, unsafe_skip_rsa_key_validation=True)
 
@@ -187,12 +214,18 @@ def imported_material(spec: str, data: bytes) -> bytes:
 def material_from_pkcs8(spec: str, der: bytes) -> bytes:
     """Imported PKCS#8 private key bytes as the kept form of ``spec``; raises
     ``NotKeyMaterial`` when they are not a private key of that spec."""
+    refused = NotKeyMaterial(
+        f"The key material is not a DER-encoded PKCS#8 private key of key spec {spec}."
+    )
     try:
         key: Any = serialization.load_der_private_key(der, None)
-    except (ValueError, TypeError, NotImplementedError):
-        raise NotKeyMaterial(
-            f"The key material is not a DER-encoded PKCS#8 private key of key spec {spec}."
-        ) from None
+    except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):
+        raise refused from None
+    # The algorithm named in the PKCS#8 must be the plain one: an RSASSA-PSS-only key, say,
+    # would otherwise be re-encoded as rsaEncryption and lose its restriction.
+    expected_oid = _PKCS8_ALGORITHM_OIDS.get(spec, _EC_PUBLIC_KEY_OID)
+    if expected_oid not in der[:_PKCS8_HEADER_BYTES]:
+        raise refused
     if spec in RSA_BITS:
         matches = isinstance(key, rsa.RSAPrivateKey) and key.key_size == RSA_BITS[spec]
     elif spec in EC_CURVES:
@@ -201,19 +234,10 @@ def material_from_pkcs8(spec: str, der: bytes) -> bytes:
         )
     elif spec == KeySpec.ECC_NIST_EDWARDS25519:
         matches = isinstance(key, ed25519.Ed25519PrivateKey)
-    elif spec in _ML_DSA:
-        matches = isinstance(key, _ML_DSA[spec])
-        if matches:
-            try:
-                return bytes(key.private_bytes_raw())
-            except ValueError:  # an expanded-form key without its seed
-                raise NotKeyMaterial(f"an {spec} key must be imported with its seed") from None
     else:
         matches = False
     if not matches:
-        raise NotKeyMaterial(
-            f"The key material is not a DER-encoded PKCS#8 private key of key spec {spec}."
-        )
+        raise refused
     return bytes(key.private_bytes(_DER, _PKCS8, _NO_ENCRYPTION))
 
 

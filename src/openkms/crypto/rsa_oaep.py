@@ -12,13 +12,18 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
+def oaep_padding(sha_256: bool) -> padding.OAEP:
+    """AWS's OAEP (also its import wrapping's): one hash for the label and MGF1, no label."""
+    hash_algorithm: hashes.HashAlgorithm = hashes.SHA256() if sha_256 else hashes.SHA1()  # noqa: S303
+    return padding.OAEP(padding.MGF1(hash_algorithm), hash_algorithm, None)
+
+
 def max_plaintext_bytes(key_bits: int, algorithm: str) -> int:
     return key_bits // 8 - 2 * _HASHES[algorithm]().digest_size - 2
 
 
 def _oaep(algorithm: str) -> padding.OAEP:
-    hash_algorithm = _HASHES[algorithm]()
-    return padding.OAEP(padding.MGF1(hash_algorithm), hash_algorithm, None)
+    return oaep_padding(_HASHES[algorithm] is hashes.SHA256)
 
 
 def encrypt(public_key: rsa.RSAPublicKey, algorithm: str, plaintext: bytes) -> bytes:

@@ -50,7 +50,8 @@ class SigningInputError(ValueError):
 def check_message(key_spec: str, algorithm: str, message_type: str, message: bytes) -> None:
     """Refuse a message type the key or algorithm does not take, or a digest or mu of the
     wrong length, before any key is used."""
-    ml_dsa = key_spec.startswith("ML_DSA")
+    # The algorithm was already checked against the key's spec: only ML-DSA keys have it.
+    ml_dsa = algorithm == Alg.ML_DSA_SHAKE_256
     if message_type == EXTERNAL_MU:
         if not ml_dsa:
             raise SigningInputError(

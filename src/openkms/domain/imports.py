@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from openkms.crypto.key_import import WrappingAlgorithm, WrappingKeySpec
+from openkms.crypto.key_specs import KeySpec
 from openkms.domain.key_states import KeyState, check_transition
 from openkms.domain.keys import locked_key
 from openkms.errors import (
@@ -33,7 +34,6 @@ from openkms.storage import Database, KeyRecord, MaterialRecord
 from openkms.storage.repository import Transaction
 
 EXTERNAL = "EXTERNAL"
-SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 IMPORTED = "IMPORTED"
 PENDING_IMPORT = "PENDING_IMPORT"
 EXPIRES = "KEY_MATERIAL_EXPIRES"
@@ -210,7 +210,7 @@ def check_single_material_request(record: KeyRecord, request: ImportRequest) -> 
     """Asymmetric and HMAC keys have one material for life (AWS: "you cannot change the key
     material after the initial import"), so the members that choose among materials are for
     symmetric keys only. Importing other material than the first is refused as a mismatch."""
-    if record.key_spec == SYMMETRIC_DEFAULT:
+    if record.key_spec == KeySpec.SYMMETRIC_DEFAULT:
         return
     if (
         request.import_type is not None

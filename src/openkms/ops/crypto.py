@@ -15,9 +15,7 @@ from typing import Any
 
 from openkms.crypto import key_pairs
 from openkms.crypto.key_specs import EncryptionAlgorithm, KeySpec
-from openkms.errors import (
-    InvalidCiphertextException,
-)
+from openkms.errors import InvalidCiphertextException
 from openkms.keystore import IntegrityError
 from openkms.ops.catalogue import data_key_bytes
 from openkms.ops.context import Services
@@ -47,8 +45,6 @@ def _encrypt_under(
     if _is_symmetric(key):
         blob, material = seal(services, key, plaintext, context)
         return blob, material.material_id
-    # Encrypt's plaintext was checked before DryRun; ReEncrypt's is known only now.
-    check_plaintext_fits(key, algorithm, plaintext)
     return services.keystore.encrypt_asymmetric(current_handle(key), algorithm, plaintext), None
 
 
@@ -109,6 +105,8 @@ def re_encrypt(services: Services, call: Call) -> dict[str, Any]:
     plaintext, source_material = _decrypt_with(
         services, call, source, source_algorithm, req.get("SourceEncryptionContext")
     )
+    # Encrypt's plaintext was checked before DryRun; ReEncrypt's is known only now.
+    check_plaintext_fits(destination, destination_algorithm, plaintext)
     new_blob, destination_material = _encrypt_under(
         services,
         destination,
@@ -165,9 +163,10 @@ def generate_data_key_pair_without_plaintext(services: Services, call: Call) -> 
 
 def _data_key_pair(services: Services, call: Call, with_plaintext: bool) -> dict[str, Any]:
     spec = call.params["KeyPairSpec"]
-    if spec in key_pairs.RSA_BITS:
-        # RSA key generation takes up to a second of CPU: never on the event loop, where it
-        # would hold up every other request (the request reruns on a worker thread).
+    if spec in key_pairs.RSA_BITS or spec == KeySpec.ML_KEM_512:
+        # RSA key generation takes up to a second of CPU, ML-KEM-512's (pure Python) a few
+        # milliseconds: never on the event loop, where it would hold up every other request
+        # (the request reruns on a worker thread).
         check_may_block()
     private_key = key_pairs.new_data_key_pair(spec)
     private_der = key_pairs.pkcs8_der(private_key)

@@ -248,12 +248,7 @@ class Dispatcher:
         if use.algorithm_parameter is None or use.family is None:
             return
         algorithm = params.get(use.algorithm_parameter, use.default_algorithm)
-        if (
-            algorithm == "SYMMETRIC_DEFAULT"
-            and not spec.symmetric
-            and declaration.resolve in (Resolve.CIPHERTEXT, Resolve.RE_ENCRYPT)
-            and use.role in ("key", "source")
-        ):
+        if algorithm == "SYMMETRIC_DEFAULT" and not spec.symmetric and ciphertext_role:
             # AWS reads the ciphertext as a symmetric key's before it compares the algorithm
             # with the key: an RSA key named without its algorithm finds no such ciphertext.
             raise InvalidCiphertextException()
@@ -268,14 +263,17 @@ _INCORRECT_KEY = (
 )
 
 
+def _ignores_ciphertext(params: dict[str, Any]) -> bool:
+    """A dry run with IGNORE_CIPHERTEXT checks the named key only."""
+    return bool(params.get("DryRun")) and "IGNORE_CIPHERTEXT" in params.get("DryRunModifiers", [])
+
+
 def _refuse_blob_of_another_key(params: dict[str, Any], key_id: str) -> None:
-    data = params.get("CiphertextBlob")
-    if data is None or (
-        params.get("DryRun") and "IGNORE_CIPHERTEXT" in params.get("DryRunModifiers", [])
-    ):
+    """When the ciphertext is a blob at all: it must name ``key_id``."""
+    if _ignores_ciphertext(params) or params.get("CiphertextBlob") is None:
         return
     try:
-        blob = CiphertextBlob.parse(data)
+        blob = CiphertextBlob.parse(params["CiphertextBlob"])
     except MalformedBlob:
         return
     if blob.key_id != key_id:
@@ -284,11 +282,8 @@ def _refuse_blob_of_another_key(params: dict[str, Any], key_id: str) -> None:
 
 def _bind_ciphertext(params: dict[str, Any], resolved: Resolved, role: str) -> None:
     """Match the ciphertext to the key the caller named (the blob was parsed during
-    resolution when no key was named). A dry run with IGNORE_CIPHERTEXT checks the named key
-    only."""
-    if resolved.blob is not None:
-        return
-    if params.get("DryRun") and "IGNORE_CIPHERTEXT" in params.get("DryRunModifiers", []):
+    resolution when no key was named)."""
+    if resolved.blob is not None or _ignores_ciphertext(params):
         return
     blob = request_blob(params)
     if blob.key_id != resolved.keys[role].record.key_id:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.crypto import key_pairs
 from openkms.domain import imports
 from openkms.errors import (
     ExpiredImportTokenException,
@@ -23,7 +24,7 @@ from openkms.storage.blocking import check_may_block
 def get_parameters_for_import(services: Services, call: Call) -> dict[str, Any]:
     record, req = call.key.record, call.params
     imports.check_external(record)
-    if record.key_spec.startswith("RSA_") and req["WrappingAlgorithm"].startswith("RSAES_"):
+    if record.key_spec in key_pairs.RSA_BITS and req["WrappingAlgorithm"].startswith("RSAES_"):
         # An RSA private key is larger than any RSAES_OAEP wrapping can carry (AWS: RSA
         # key material needs an RSA_AES_KEY_WRAP algorithm); say so now, not at import.
         raise ValidationException(
