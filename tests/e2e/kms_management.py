@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -139,6 +140,25 @@ def null_member(member: str) -> str:
 
 def new_key(kms: Any, **params: Any) -> dict[str, Any]:
     return kms.create_key(**params)["KeyMetadata"]
+
+
+def kept_keys(
+    server: OpenKmsServer, default_usage: str, description: str
+) -> Callable[..., dict[str, Any]]:
+    """``keys(spec, usage, copy)``: a key of the server's account, made on first asking and
+    kept (for a module-scoped fixture; ``copy`` names a second key of the same kind). Tests
+    that use it never change the keys, so that slow ones (RSA_4096) are made once."""
+    made: dict[tuple[str, str, int], dict[str, Any]] = {}
+    kms = client(server)
+
+    def key(spec: str, usage: str = default_usage, copy: int = 0) -> dict[str, Any]:
+        if (spec, usage, copy) not in made:
+            made[(spec, usage, copy)] = new_key(
+                kms, KeySpec=spec, KeyUsage=usage, Description=f"{description} {spec}"
+            )
+        return made[(spec, usage, copy)]
+
+    return key
 
 
 def all_key_ids(kms: Any) -> list[str]:

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.kms_management import client, fails, new_key, refused_to_other_account
+from tests.e2e.kms_management import client, fails, kept_keys, new_key, refused_to_other_account
 from tests.support import OpenKmsServer
 
 DRY_RUN = "The request would succeed if DryRun wasn't specified."
@@ -52,19 +52,7 @@ def modulus_bytes(spec: str) -> int:
 
 @pytest.fixture(scope="module")
 def keys(shared_server: OpenKmsServer) -> Callable[..., dict[str, Any]]:
-    """``keys(spec, usage, copy)``: a key of this account, made on first asking and kept for
-    the module (``copy`` names a second key of the same kind). Tests never change them."""
-    made: dict[tuple[str, str, int], dict[str, Any]] = {}
-    kms = client(shared_server)
-
-    def key(spec: str, usage: str = "ENCRYPT_DECRYPT", copy: int = 0) -> dict[str, Any]:
-        if (spec, usage, copy) not in made:
-            made[(spec, usage, copy)] = new_key(
-                kms, KeySpec=spec, KeyUsage=usage, Description=f"RSA encryption tests {spec}"
-            )
-        return made[(spec, usage, copy)]
-
-    return key
+    return kept_keys(shared_server, "ENCRYPT_DECRYPT", "RSA encryption tests")
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from tests.e2e.kms_management import (
     client,
     fails,
+    kept_keys,
     new_key,
     refused_to_other_account,
     unchecked_client,
@@ -123,19 +124,7 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="no o
 
 @pytest.fixture(scope="module")
 def keys(shared_server: OpenKmsServer) -> Callable[..., dict[str, Any]]:
-    """``keys(spec, usage, copy)``: a key of this account, made on first asking and kept for
-    the module (``copy`` names a second key of the same kind). Tests never change them."""
-    made: dict[tuple[str, str, int], dict[str, Any]] = {}
-    kms = client(shared_server)
-
-    def key(spec: str, usage: str = "SIGN_VERIFY", copy: int = 0) -> dict[str, Any]:
-        if (spec, usage, copy) not in made:
-            made[(spec, usage, copy)] = new_key(
-                kms, KeySpec=spec, KeyUsage=usage, Description=f"signing tests {spec}"
-            )
-        return made[(spec, usage, copy)]
-
-    return key
+    return kept_keys(shared_server, "SIGN_VERIFY", "signing tests")
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,8 @@ class SpecInfo:
     supported: bool = field(default=True)
 
     def algorithms(self, family: AlgorithmFamily) -> tuple[StrEnum, ...]:
-        return tuple(getattr(self, family.value))
+        algorithms: tuple[StrEnum, ...] = getattr(self, family.value)
+        return algorithms
 
 
 _RSA_SIGNING = (
@@ -205,8 +206,12 @@ KEY_SPECS: dict[KeySpec, SpecInfo] = {
 }
 
 
+# By plain string, so the hot path builds no enum member to look a spec up.
+_BY_NAME: dict[str, SpecInfo] = {spec.value: info for spec, info in KEY_SPECS.items()}
+
+
 def spec_info(key_spec: str) -> SpecInfo:
-    return KEY_SPECS[KeySpec(key_spec)]
+    return _BY_NAME[key_spec]
 
 
 def metadata_algorithms(key_spec: str, key_usage: str) -> dict[str, list[str]]:
