@@ -450,6 +450,50 @@ def prepare_asymmetric(target: Target) -> None:
     target.spec_keys["p256-message"] = base64.b64encode(message).decode()
 
 
+# A typical key policy: the account's delegation statement, a use statement with a condition
+# on the encryption context, and a Deny of deletion (the evaluator reads all three).
+TYPICAL_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::{account}:root"},
+            "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:PutKeyPolicy"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "Allow use for the app's context",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::{account}:root"},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"kms:EncryptionContext:app": "bench"},
+                "Bool": {"aws:SecureTransport": "false"},
+            },
+        },
+        {
+            "Sid": "Never delete",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:ScheduleKeyDeletion",
+            "Resource": "*",
+        },
+    ],
+}
+BENCH_CONTEXT = {"app": "bench"}
+
+
+def prepare_policy(target: Target) -> None:
+    """A key under TYPICAL_POLICY, for Encrypt with the policy in force (boto3)."""
+    client = boto3_client(target)
+    account = client.describe_key(KeyId=target.key_id)["KeyMetadata"]["AWSAccountId"]
+    text = json.dumps(TYPICAL_POLICY).replace("{account}", account)
+    metadata = client.create_key(Policy=text, Description="wrk_bench key under a key policy")
+    target.spec_keys["policy"] = metadata["KeyMetadata"]["KeyId"]
+
+
 def create_keys(target: Target, count: int, threads: int) -> float:
     """Create ``count`` keys through the server with boto3 clients in threads; seconds taken."""
     local = threading.local()
@@ -634,6 +678,13 @@ def workload(name: str, target: Target, pool_size: int, mode: str) -> Workload:
             for _ in range(pool_size)
         ]
         return Workload("GenerateMac", bodies, has("Mac"), mode)
+    if name in ("Encrypt 32 B, context", "Encrypt 32 B, key policy"):
+        policy_key = target.spec_keys["policy"] if name.endswith("policy") else key
+        bodies = [
+            {"KeyId": policy_key, "Plaintext": random_b64(32), "EncryptionContext": BENCH_CONTEXT}
+            for _ in range(pool_size)
+        ]
+        return Workload("Encrypt", bodies, has("CiphertextBlob"), mode)
     if name == "Encrypt 32 B, spread keys":
         keys = list(target.spread_keys)
         random.shuffle(keys)
@@ -1032,7 +1083,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-asymmetric",
         action="store_true",
-        help="skip the Sign/Verify/GenerateMac part (openkms builds without those operations)",
+        help="skip the Sign/Verify/GenerateMac and key-policy parts (for openkms builds "
+        "without asymmetric keys or policy enforcement)",
     )
     parser.add_argument(
         "--pool", type=int, help="distinct signed requests per phase (500; --quick: 200)"
@@ -1198,6 +1250,15 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 for conns in args.connections:
                     runner.run("asymmetric", target, name, conns, args.duration)
+
+        # 1c. Encrypt under a typical key policy against the default policy, same request.
+        if "openkms" in targets and not args.skip_asymmetric:
+            say("\n== Encrypt under a key policy with conditions (openkms) ==")
+            target = targets["openkms"]
+            prepare_policy(target)
+            for conns in args.connections:
+                for name in ("Encrypt 32 B, context", "Encrypt 32 B, key policy"):
+                    runner.run("policy", target, name, conns, args.duration)
 
         # 2. What the response() hook costs wrk (and the throughput), next to each other.
         if "openkms" in targets:

@@ -22,6 +22,7 @@ class AuditFacts:
     service: str  # "kms" or "sts"
     event_time: dt.datetime
     source_address: str | None = None
+    secure_transport: bool = False
     user_agent: str | None = None
     operation: str = "-"  # a name fit for a log line, never what a caller chose to write
     principal: Principal | None = None

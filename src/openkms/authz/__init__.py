@@ -3,8 +3,8 @@
 from openkms.authz.authorizer import (
     AuthorizationRequest,
     Authorizer,
-    OwningAccountAuthorizer,
+    PolicyAuthorizer,
     access_denied,
 )
 
-__all__ = ["AuthorizationRequest", "Authorizer", "OwningAccountAuthorizer", "access_denied"]
+__all__ = ["AuthorizationRequest", "Authorizer", "PolicyAuthorizer", "access_denied"]

@@ -1,25 +1,79 @@
 """The ``Authorizer`` interface the dispatcher asks before any key state or key property is
-revealed, and today's implementation of it.
+revealed, and the implementation that decides from key policies, as AWS KMS does.
 
-``OwningAccountAuthorizer`` is the rule AWS's default key policy gives ("Enable IAM User
-Permissions": the owning account, whose principals are all admitted while IAM policies are not
-evaluated). An AWS managed key's policy gives the account less: use of the key and its
-metadata (``openkms.domain.managed_keys.customer_may``), so managing it is refused. The
-access-control issue replaces this with key policies, identity policies, grants and
-conditions, without touching handlers.
+A request on a key is allowed when the key policy allows it and nothing denies it:
+
+- an explicit Deny that applies, in the key policy, always wins ("with an explicit deny in a
+  resource-based policy");
+- an Allow naming the caller (or everyone) allows it; an Allow naming the caller's account
+  delegates to the account's IAM policies. The account's root user *is* the account, so for
+  it delegation is an Allow; other principals need an identity-based policy, which openkms
+  does not have yet, so for them delegation alone is "no identity-based policy allows";
+- nothing that applies: "because no resource-based policy allows". AWS gives the account
+  nothing a key policy does not: the root user too is refused by a policy that names neither
+  it nor its account.
+- A caller of another account must be allowed by the key policy (naming it or its account)
+  *and* by its own account's policies (its root user: always), and only for the operations
+  AWS lets other accounts use.
+
+Requests on no key (CreateKey, ListKeys, aliases, …) are decided by identity-based policies
+alone: a root user may do anything in its own account and nothing in another.
+
+An AWS managed key is decided by the rule openkms gives its policy (``customer_may``: use and
+metadata, no management), not by evaluating the policy text: the text's statements allow use
+only through the AWS service (``kms:ViaService``), which no openkms caller is
+(docs/behaviour.md).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from openkms.authz.evaluation import Caller, Outcome, Reach, evaluate
+from openkms.authz.policy import parse_policy
+from openkms.authz.request_keys import PolicyVariables, RequestKeys
 from openkms.domain.managed_keys import KEY_MANAGER_AWS, customer_may
 from openkms.errors import AccessDeniedException
 from openkms.iam.principal import Principal
 
 if TYPE_CHECKING:
     from openkms.ops.key_directory import LoadedKey
+
+# What another account may do with a key its policy shares (AWS: "If you give a user in a
+# different account permission for other operations, those permissions have no effect").
+CROSS_ACCOUNT_ACTIONS = frozenset(
+    {
+        "kms:Decrypt",
+        "kms:Encrypt",
+        "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:GenerateDataKeyPair",
+        "kms:GenerateDataKeyPairWithoutPlaintext",
+        "kms:GenerateMac",
+        "kms:VerifyMac",
+        "kms:ReEncryptFrom",
+        "kms:ReEncryptTo",
+        "kms:Sign",
+        "kms:Verify",
+        "kms:DeriveSharedSecret",
+        "kms:Encapsulate",
+        "kms:Decapsulate",
+        "kms:GetPublicKey",
+        "kms:DescribeKey",
+        "kms:GetKeyRotationStatus",
+        "kms:CreateGrant",
+        "kms:ListGrants",
+        "kms:RetireGrant",
+        "kms:RevokeGrant",
+    }
+)
+
+NO_RESOURCE_POLICY = "no resource-based policy allows the {action} action"
+NO_IDENTITY_POLICY = "no identity-based policy allows the {action} action"
+EXPLICIT_DENY = "with an explicit deny in a resource-based policy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +86,13 @@ class AuthorizationRequest:
     key: LoadedKey | None = None  # the key (for its policy) when the resource is a key
     # The validated request, for condition keys (kms:EncryptionContext:…, kms:ViaService…).
     parameters: dict[str, Any] = field(default_factory=dict)
+    when: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    source_ip: str | None = None
+    secure_transport: bool = False
+    # The key's tags, read only if a condition asks for aws:ResourceTag/… (a database read).
+    resource_tags: Callable[[], dict[str, str]] | None = None
+    # Decide with this policy text instead of the key's (the lockout check of a new policy).
+    policy: str | None = None
 
 
 class Authorizer(Protocol):
@@ -40,22 +101,54 @@ class Authorizer(Protocol):
         ...
 
 
-class OwningAccountAuthorizer:
+class PolicyAuthorizer:
     def authorize(self, request: AuthorizationRequest) -> None:
-        if request.resource_account != request.principal.account_id:
-            raise access_denied(request)
+        caller = _caller(request.principal)
+        same_account = request.resource_account == caller.account_id
         key = request.key
-        if (
-            key is not None
-            and key.record.key_manager == KEY_MANAGER_AWS
-            and not customer_may(request.action)
-        ):
-            raise access_denied(request)
+        if key is None:
+            # Identity-based policies only (aliases, account-level operations).
+            if not (same_account and caller.is_root):
+                raise access_denied(request, NO_IDENTITY_POLICY)
+            return
+        if key.record.key_manager == KEY_MANAGER_AWS and request.policy is None:
+            if not same_account or not customer_may(request.action):
+                raise access_denied(request, NO_RESOURCE_POLICY)
+            return
+        outcome = self.key_policy_outcome(request, caller)
+        if outcome.denied:
+            raise access_denied(request, EXPLICIT_DENY)
+        if outcome.reach is Reach.NONE:
+            raise access_denied(request, NO_RESOURCE_POLICY)
+        if not same_account and request.action not in CROSS_ACCOUNT_ACTIONS:
+            raise access_denied(request, NO_RESOURCE_POLICY)
+        if outcome.reach is Reach.ACCOUNT and not caller.is_root:
+            raise access_denied(request, NO_IDENTITY_POLICY)
+
+    def key_policy_outcome(self, request: AuthorizationRequest, caller: Caller) -> Outcome:
+        assert request.key is not None
+        document = parse_policy(request.policy or request.key.record.policy)
+        keys = RequestKeys(request)
+        # The resource of a key policy statement is the key ("*", or its ARN).
+        return evaluate(
+            document, caller, request.action, request.resource_arn, keys, PolicyVariables(keys)
+        )
 
 
-def access_denied(request: AuthorizationRequest) -> AccessDeniedException:
+def _caller(principal: Principal) -> Caller:
+    return Caller(
+        arn=principal.arn,
+        account_id=principal.account_id,
+        is_root=principal.arn == f"arn:aws:iam::{principal.account_id}:root",
+    )
+
+
+def access_denied(request: AuthorizationRequest, reason: str) -> AccessDeniedException:
     action = request.action
+    because = reason.format(action=action)
+    if not because.startswith("with"):
+        because = f"because {because}"
     return AccessDeniedException(
         f"User: {request.principal.arn} is not authorized to perform: {action} on resource: "
-        f"{request.resource_arn} because no resource-based policy allows the {action} action"
+        f"{request.resource_arn} {because}"
     )

@@ -45,3 +45,9 @@ def change_key_description(db: Database, key_id: str, description: str) -> None:
     with db.transaction() as tx:
         locked_key(tx, key_id, "UpdateKeyDescription")
         tx.set_key_description(key_id, description)
+
+
+def change_key_policy(db: Database, key_id: str, policy: str) -> None:
+    with db.transaction() as tx:
+        locked_key(tx, key_id, "PutKeyPolicy")
+        tx.set_key_policy(key_id, policy)

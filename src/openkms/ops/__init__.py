@@ -11,6 +11,7 @@ from openkms.ops import (  # noqa: F401 - registers the handlers
     crypto,
     imports,
     key_agreement,
+    key_policies,
     keys,
     lifecycle,
     macs,

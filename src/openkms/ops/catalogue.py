@@ -335,13 +335,16 @@ _ALL: tuple[Declaration, ...] = (
         "ListResourceTags", read_only=True, audit=("KeyId", "Limit", "Marker"), implemented=True
     ),
     # -- key policies -----------------------------------------------------------------------
-    _key_op("GetKeyPolicy", read_only=True, audit=("KeyId", "PolicyName")),
+    _key_op("GetKeyPolicy", read_only=True, audit=("KeyId", "PolicyName"), implemented=True),
     _key_op(
         "PutKeyPolicy",
         read_only=False,
         audit=("KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck"),
+        implemented=True,
     ),
-    _key_op("ListKeyPolicies", read_only=True, audit=("KeyId", "Limit", "Marker")),
+    _key_op(
+        "ListKeyPolicies", read_only=True, audit=("KeyId", "Limit", "Marker"), implemented=True
+    ),
     # -- grants -----------------------------------------------------------------------------
     _key_op(
         "CreateGrant",

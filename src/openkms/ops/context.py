@@ -16,6 +16,9 @@ class RequestContext:
     principal: Principal
     region: str
     request_id: str
+    # What the aws:SourceIp and aws:SecureTransport condition keys say.
+    source_ip: str | None = None
+    secure_transport: bool = False
 
     @property
     def account_id(self) -> str:

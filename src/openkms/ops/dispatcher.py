@@ -15,7 +15,7 @@ outcome, with the facts gathered here, to the audit sink.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from openkms.audit.events import AuditFacts
@@ -48,6 +48,7 @@ from openkms.ops.declaration import (
     Resolve,
     Resolved,
 )
+from openkms.ops.key_directory import LoadedKey
 from openkms.ops.quotas import RequestQuotas
 from openkms.ops.resolution import request_blob, resolve
 from openkms.protocol import json_protocol
@@ -103,7 +104,13 @@ class Dispatcher:
         facts.operation = operation
         self._refuse_unbuilt(operation)
         parameters = validate_input(self.model, operation, json_protocol.decode_body(body))
-        ctx = RequestContext(authenticated.principal, authenticated.region, facts.request_id)
+        ctx = RequestContext(
+            authenticated.principal,
+            authenticated.region,
+            facts.request_id,
+            source_ip=facts.source_address,
+            secure_transport=facts.secure_transport,
+        )
         return self.run(operation, ctx, parameters, facts)
 
     def invoke(
@@ -205,8 +212,25 @@ class Dispatcher:
                     region=ctx.region,
                     key=key,
                     parameters=params,
+                    when=self.services.clock.now(),
+                    source_ip=ctx.source_ip,
+                    secure_transport=ctx.secure_transport,
+                    resource_tags=self._tags_reader(key),
                 )
             )
+
+    def _tags_reader(self, key: LoadedKey | None) -> Callable[[], dict[str, str]] | None:
+        """The key's tags, for aws:ResourceTag conditions: read only when a condition asks
+        (tags are not in the key cache), so only such requests leave the event loop."""
+        if key is None:
+            return None
+        db, key_id = self.services.db, key.record.key_id
+
+        def read() -> dict[str, str]:
+            with db.transaction(readonly=True) as tx:
+                return dict(tx.list_tags(key_id, None, 50))
+
+        return read
 
     def _check_states(self, declaration: Declaration, resolved: Resolved) -> None:
         roles = declaration.state_roles

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from openkms.authz.lockout import check_no_lockout
+from openkms.authz.policy import check_key_policy
 from openkms.crypto.key_pairs import IMPORTABLE_SPECS
 from openkms.crypto.key_specs import KeySpec, KeyUsage, spec_info
 from openkms.domain.key_states import KeyState
@@ -19,9 +21,9 @@ from openkms.ops.declaration import Call, handles
 from openkms.ops.default_policy import default_key_policy
 from openkms.ops.key_directory import LoadedKey
 from openkms.ops.key_metadata import key_metadata
+from openkms.ops.key_policies import lockout_request
 from openkms.ops.key_records import new_key_records
 from openkms.ops.pagination import decode_marker, encode_marker
-from openkms.ops.policy_document import check_policy_document
 from openkms.ops.resolution import is_key_id
 from openkms.ops.tags import check_new_tags, store_tags
 
@@ -73,7 +75,7 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
             "Multi-Region keys are not supported by this openkms server yet."
         )
     if "Policy" in req:
-        check_policy_document(req["Policy"])
+        check_key_policy(req["Policy"])
     tags = check_new_tags(req.get("Tags", []))
 
     record, material = new_key_records(
@@ -88,6 +90,10 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         policy=req.get("Policy") or default_key_policy(services.partition, ctx.account_id),
     )
     materials = {material.version: material} if material is not None else {}
+    if "Policy" in req:
+        # Decided on the key as it will be: its ARN, spec and usage are condition keys.
+        made = LoadedKey(record, materials)
+        check_no_lockout(lockout_request(services, ctx, made, req), req["Policy"])
     with services.db.transaction() as tx:
         tx.insert_key(record)
         for stored in materials.values():

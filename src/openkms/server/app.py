@@ -140,6 +140,7 @@ class OpenKmsApp:
             service=endpoint.service,
             event_time=runtime.services.clock.now(),
             source_address=client[0] if client else None,
+            secure_transport=scope.get("scheme") == "https",
             user_agent=user_agent.decode("latin-1") if user_agent else None,
         )
         error_code: str | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from openkms.audit import AuditSink, LogAuditSink
 from openkms.auth.authenticator import Authenticator
-from openkms.authz import OwningAccountAuthorizer
+from openkms.authz import PolicyAuthorizer
 from openkms.clock import Clock, clock_from_environment
 from openkms.iam.accounts import (
     IssuedCredentials,
@@ -122,7 +122,7 @@ def build_runtime(
             model,
             services,
             authenticator,
-            OwningAccountAuthorizer(),
+            PolicyAuthorizer(),
             DECLARATIONS,
             HANDLERS,
             RequestQuotas(config.quotas, config.workers),

@@ -197,6 +197,9 @@ class Transaction:
     def set_key_description(self, key_id: str, description: str) -> None:
         self._update_key(key_id, description=description)
 
+    def set_key_policy(self, key_id: str, policy: str) -> None:
+        self._update_key(key_id, policy=policy)
+
     def set_rotation_schedule(
         self, key_id: str, period_days: int | None, next_rotation: Any | None
     ) -> None:

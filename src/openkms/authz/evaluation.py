@@ -1,0 +1,83 @@
+"""Evaluating one policy document for one request, as AWS evaluates a resource policy: an
+explicit Deny that applies wins; otherwise an Allow that applies, and how it reaches the
+caller (naming it, or naming its account and so delegating to the account's IAM policies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
+from openkms.authz.conditions import ContextValue, condition_block_matches
+from openkms.authz.policy import Effect, PolicyDocument, Principals, Statement
+
+
+class Reach(IntEnum):
+    """How an Allow statement's principal reaches the caller (higher is stronger)."""
+
+    NONE = 0
+    ACCOUNT = 1  # the caller's account: the account's IAM policies decide (delegation)
+    DIRECT = 2  # the caller itself, or everyone
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    arn: str
+    account_id: str
+    is_root: bool
+
+    @property
+    def account_arn(self) -> str:
+        return f"arn:aws:iam::{self.account_id}:root"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    denied: bool  # an explicit Deny applies
+    reach: Reach  # the strongest Allow that applies
+
+
+def evaluate(
+    document: PolicyDocument,
+    caller: Caller,
+    action: str,
+    resource: str,
+    conditions: Mapping[str, ContextValue],
+    variables: Mapping[str, str],
+) -> Outcome:
+    reach = Reach.NONE
+    for statement in document.statements:
+        if statement.effect is Effect.ALLOW and reach is Reach.DIRECT:
+            continue  # nothing stronger to find; only a Deny can change the outcome
+        found = _reach(statement, caller)
+        if found is Reach.NONE:
+            continue
+        if not statement.action_matches(action) or not statement.resource_matches(resource):
+            continue
+        if statement.condition is not None and not condition_block_matches(
+            statement.condition, conditions, variables if document.variables else None
+        ):
+            continue
+        if statement.effect is Effect.DENY:
+            return Outcome(True, reach)
+        reach = max(reach, found)
+    return Outcome(False, reach)
+
+
+def _reach(statement: Statement, caller: Caller) -> Reach:
+    if statement.principals is not None:
+        return principal_reach(statement.principals, caller)
+    assert statement.not_principals is not None
+    listed = statement.not_principals
+    excluded = listed.everyone or caller.arn in listed.aws or caller.account_arn in listed.aws
+    return Reach.NONE if excluded else Reach.DIRECT
+
+
+def principal_reach(principals: Principals, caller: Caller) -> Reach:
+    if principals.everyone or caller.arn in principals.aws:
+        return Reach.DIRECT
+    if caller.account_arn in principals.aws:
+        # The account's root user is the account; anyone else needs an IAM policy too.
+        return Reach.DIRECT if caller.is_root else Reach.ACCOUNT
+    return Reach.NONE
