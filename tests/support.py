@@ -244,6 +244,31 @@ class OpenKmsServer:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         return json.loads(output)
 
+    def admin(self, *args: str) -> str:
+        """``openkms admin <args>`` on this server's storage; its standard output."""
+        command = [
+            sys.executable,
+            "-m",
+            "openkms",
+            "admin",
+            *args,
+            "--data-dir",
+            str(self.data_dir),
+        ]
+        command += self._storage_args()
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+    def create_user(self, account_id: str, user_name: str) -> dict[str, str]:
+        """An IAM user with an access key, made with ``openkms admin create-user``."""
+        output = self.admin("create-user", "--account-id", account_id, "--user-name", user_name)
+        return json.loads(output)
+
+    def put_user_policy(self, user: dict[str, str], name: str, document: str) -> None:
+        self.admin(
+            "put-user-policy", "--account-id", user["AccountId"], "--user-name", user["UserName"],
+            "--policy-name", name, "--policy-document", document,
+        )  # fmt: skip
+
     def client_for(
         self, account: dict[str, str], service: str = "kms", region: str = REGION
     ) -> Any:

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -232,17 +233,8 @@ def create_account(
         new_account_id,
         new_secret_access_key,
     )
-    from openkms.server.change_feed import SharedSequence
-    from openkms.server.runtime import CHANGE_SEQUENCE_FILE, StartupError, open_storage
 
-    config = ServerConfig(data_dir=data_dir, database_url=database_url, root_key_file=root_key_file)
-    try:
-        db, root_key = open_storage(config)
-    except StartupError as error:
-        raise click.ClickException(str(error)) from None
-    # A server on this data directory learns of the new access key at once.
-    shared = SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE)
-    db.add_sequence_listener(shared.advance)
+    db, root_key = _open_for_admin(data_dir, database_url, root_key_file)
     try:
         issued = ensure_account_with_key(
             db,
@@ -267,3 +259,130 @@ def create_account(
             indent=2,
         )
     )
+
+
+def _open_for_admin(
+    data_dir: Path, database_url: str | None, root_key_file: Path | None
+) -> tuple[Any, Any]:
+    """The storage of a data directory, with a server beside it told of each change at once."""
+    from openkms.server.change_feed import SharedSequence
+    from openkms.server.runtime import CHANGE_SEQUENCE_FILE, StartupError, open_storage
+
+    config = ServerConfig(data_dir=data_dir, database_url=database_url, root_key_file=root_key_file)
+    try:
+        db, root_key = open_storage(config)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from None
+    shared = SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE)
+    db.add_sequence_listener(shared.advance)
+    return db, root_key
+
+
+def _storage_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=_default_data_dir,
+            ),
+            click.option("--database-url", envvar="OPENKMS_DATABASE_URL"),
+            click.option(
+                "--root-key-file", envvar="OPENKMS_ROOT_KEY_FILE", type=click.Path(path_type=Path)
+            ),
+            click.option("--account-id", required=True, help="The user's account (12 digits)."),
+            click.option("--user-name", required=True, help="1 to 64 letters, digits or _+=,.@-"),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@admin.command("create-user")
+@_storage_options
+def create_user_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    user_name: str,
+) -> None:
+    """Create an IAM user in an account, with an access key, and print it as JSON. The user
+    may do nothing until a policy (its own, or a key policy naming it) allows it."""
+    from openkms.clock import clock_from_environment
+    from openkms.iam.users import IdentityError, create_user
+
+    db, root_key = _open_for_admin(data_dir, database_url, root_key_file)
+    try:
+        user, issued = create_user(db, root_key, clock_from_environment(), account_id, user_name)
+    except (IdentityError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+    click.echo(
+        json.dumps(
+            {
+                "AccountId": user.account_id,
+                "UserName": user.user_name,
+                "UserId": user.user_id,
+                "Arn": user.arn,
+                "AccessKeyId": issued.access_key_id,
+                "SecretAccessKey": issued.secret_access_key,
+            },
+            indent=2,
+        )
+    )
+
+
+@admin.command("put-user-policy")
+@_storage_options
+@click.option("--policy-name", required=True)
+@click.option(
+    "--policy-document",
+    required=True,
+    help="The policy as JSON text, or file://PATH to read it from a file.",
+)
+def put_user_policy_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    user_name: str,
+    policy_name: str,
+    policy_document: str,
+) -> None:
+    """Attach (or replace) an inline identity policy of a user, as IAM's PutUserPolicy."""
+    from openkms.iam.users import IdentityError, put_user_policy
+
+    if policy_document.startswith("file://"):
+        policy_document = Path(policy_document.removeprefix("file://")).read_text()
+    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
+    try:
+        put_user_policy(db, account_id, user_name, policy_name, policy_document)
+    except IdentityError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+
+
+@admin.command("delete-user-policy")
+@_storage_options
+@click.option("--policy-name", required=True)
+def delete_user_policy_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    user_name: str,
+    policy_name: str,
+) -> None:
+    """Remove an inline identity policy of a user."""
+    from openkms.iam.users import IdentityError, delete_user_policy
+
+    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
+    try:
+        delete_user_policy(db, account_id, user_name, policy_name)
+    except IdentityError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()

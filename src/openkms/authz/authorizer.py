@@ -5,10 +5,12 @@ A request on a key is allowed when the key policy allows it and nothing denies i
 
 - an explicit Deny that applies, in the key policy, always wins ("with an explicit deny in a
   resource-based policy");
+- an explicit Deny in one of the caller's identity-based policies (an IAM user's) wins too
+  ("with an explicit deny in an identity-based policy");
 - an Allow naming the caller (or everyone) allows it; an Allow naming the caller's account
   delegates to the account's IAM policies. The account's root user *is* the account, so for
-  it delegation is an Allow; other principals need an identity-based policy, which openkms
-  does not have yet, so for them delegation alone is "no identity-based policy allows";
+  it delegation is an Allow; an IAM user needs an Allow in its own policies too, else "no
+  identity-based policy allows";
 - nothing that applies: "because no resource-based policy allows". AWS gives the account
   nothing a key policy does not: the root user too is refused by a policy that names neither
   it nor its account.
@@ -17,7 +19,8 @@ A request on a key is allowed when the key policy allows it and nothing denies i
   AWS lets other accounts use.
 
 Requests on no key (CreateKey, ListKeys, aliases, …) are decided by identity-based policies
-alone: a root user may do anything in its own account and nothing in another.
+alone: a root user may do anything in its own account, a user what its policies allow, and
+neither anything in another account.
 
 An AWS managed key is decided by the rule openkms gives its policy (``customer_may``: use and
 metadata, no management), not by evaluating the policy text: the text's statements allow use
@@ -28,11 +31,21 @@ only through the AWS service (``kms:ViaService``), which no openkms caller is
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from openkms.authz.evaluation import Caller, Outcome, Reach, evaluate
+from openkms.authz.evaluation import (
+    NOTHING_APPLIES,
+    Caller,
+    ConditionKeys,
+    Outcome,
+    Reach,
+    evaluate,
+    evaluation_outcome,
+)
+from openkms.authz.identity import IdentityPolicies
 from openkms.authz.policy import parse_policy
 from openkms.authz.request_keys import PolicyVariables, RequestKeys
 from openkms.domain.managed_keys import KEY_MANAGER_AWS, customer_may
@@ -74,6 +87,7 @@ CROSS_ACCOUNT_ACTIONS = frozenset(
 NO_RESOURCE_POLICY = "no resource-based policy allows the {action} action"
 NO_IDENTITY_POLICY = "no identity-based policy allows the {action} action"
 EXPLICIT_DENY = "with an explicit deny in a resource-based policy"
+EXPLICIT_IDENTITY_DENY = "with an explicit deny in an identity-based policy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +116,29 @@ class Authorizer(Protocol):
 
 
 class PolicyAuthorizer:
+    def __init__(self, identities: IdentityPolicies | None = None) -> None:
+        # None: no principal but root users exists (tests of the key-policy rules alone).
+        self._identities = identities
+
     def authorize(self, request: AuthorizationRequest) -> None:
         caller = _caller(request.principal)
         same_account = request.resource_account == caller.account_id
+        identity = self._identity_outcome(request, caller)
+        if identity.denied:
+            raise access_denied(request, EXPLICIT_IDENTITY_DENY)
+        # A root user's identity policy is implicit: everything in its own account.
+        identity_allows = caller.is_root or identity.reach is not Reach.NONE
         key = request.key
         if key is None:
             # Identity-based policies only (aliases, account-level operations).
-            if not (same_account and caller.is_root):
+            if not (same_account and identity_allows):
                 raise access_denied(request, NO_IDENTITY_POLICY)
             return
         if key.record.key_manager == KEY_MANAGER_AWS and request.policy is None:
             if not same_account or not customer_may(request.action):
                 raise access_denied(request, NO_RESOURCE_POLICY)
+            if not identity_allows:
+                raise access_denied(request, NO_IDENTITY_POLICY)
             return
         outcome = self.key_policy_outcome(request, caller)
         if outcome.denied:
@@ -122,24 +147,54 @@ class PolicyAuthorizer:
             raise access_denied(request, NO_RESOURCE_POLICY)
         if not same_account and request.action not in CROSS_ACCOUNT_ACTIONS:
             raise access_denied(request, NO_RESOURCE_POLICY)
-        if outcome.reach is Reach.ACCOUNT and not caller.is_root:
+        if same_account and outcome.reach is Reach.DIRECT:
+            return  # the key policy names the caller: enough within the account
+        # Delegated to the account, or another account's caller: its own policies decide too.
+        if not identity_allows:
             raise access_denied(request, NO_IDENTITY_POLICY)
 
     def key_policy_outcome(self, request: AuthorizationRequest, caller: Caller) -> Outcome:
         assert request.key is not None
         document = parse_policy(request.policy or request.key.record.policy)
-        keys = RequestKeys(request)
         # The resource of a key policy statement is the key ("*", or its ARN).
         return evaluate(
-            document, caller, request.action, request.resource_arn, keys, PolicyVariables(keys)
+            document, caller, request.action, request.resource_arn, _condition_keys(request)
         )
 
+    def _identity_outcome(self, request: AuthorizationRequest, caller: Caller) -> Outcome:
+        if caller.is_root or self._identities is None:
+            return NOTHING_APPLIES
+        documents = self._identities.of(caller.arn)
+        if not documents:
+            return NOTHING_APPLIES
+        condition_keys = _condition_keys(request)
+        reach = Reach.NONE
+        for document in documents:
+            outcome = evaluate(
+                document, caller, request.action, request.resource_arn, condition_keys
+            )
+            if outcome.denied:
+                return outcome
+            reach = max(reach, outcome.reach)
+        return evaluation_outcome(False, reach)
 
+
+def _condition_keys(request: AuthorizationRequest) -> ConditionKeys:
+    def make() -> tuple[RequestKeys, PolicyVariables]:
+        keys = RequestKeys(request)
+        return keys, PolicyVariables(keys)
+
+    return make
+
+
+@functools.lru_cache(maxsize=10_000)
 def _caller(principal: Principal) -> Caller:
+    account_arn = f"arn:aws:iam::{principal.account_id}:root"
     return Caller(
         arn=principal.arn,
         account_id=principal.account_id,
-        is_root=principal.arn == f"arn:aws:iam::{principal.account_id}:root",
+        is_root=principal.arn == account_arn,
+        account_arn=account_arn,
     )
 
 

@@ -5,7 +5,7 @@ caller (naming it, or naming its account and so delegating to the account's IAM 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -26,10 +26,7 @@ class Caller:
     arn: str
     account_id: str
     is_root: bool
-
-    @property
-    def account_arn(self) -> str:
-        return f"arn:aws:iam::{self.account_id}:root"
+    account_arn: str  # the account's root ARN, as policies name the account
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +35,21 @@ class Outcome:
     reach: Reach  # the strongest Allow that applies
 
 
+ConditionKeys = Callable[[], tuple[Mapping[str, ContextValue], Mapping[str, str]]]
+
+
 def evaluate(
     document: PolicyDocument,
     caller: Caller,
     action: str,
     resource: str,
-    conditions: Mapping[str, ContextValue],
-    variables: Mapping[str, str],
+    condition_keys: ConditionKeys,
 ) -> Outcome:
+    """``condition_keys`` gives the request's condition keys and policy variables; it is
+    called only if a statement that otherwise applies has a Condition."""
     reach = Reach.NONE
+    action = action.lower()
+    keys: tuple[Mapping[str, ContextValue], Mapping[str, str]] | None = None
     for statement in document.statements:
         if statement.effect is Effect.ALLOW and reach is Reach.DIRECT:
             continue  # nothing stronger to find; only a Deny can change the outcome
@@ -55,20 +58,35 @@ def evaluate(
             continue
         if not statement.action_matches(action) or not statement.resource_matches(resource):
             continue
-        if statement.condition is not None and not condition_block_matches(
-            statement.condition, conditions, variables if document.variables else None
-        ):
-            continue
+        if statement.condition is not None:
+            if keys is None:
+                keys = condition_keys()
+            conditions, variables = keys
+            if not condition_block_matches(
+                statement.condition, conditions, variables if document.variables else None
+            ):
+                continue
         if statement.effect is Effect.DENY:
-            return Outcome(True, reach)
-        reach = max(reach, found)
-    return Outcome(False, reach)
+            return _OUTCOMES[(True, reach)]
+        if found > reach:
+            reach = found
+    return _OUTCOMES[(False, reach)]
+
+
+# Every outcome there can be, made once: evaluation runs on every request.
+_OUTCOMES = {(denied, reach): Outcome(denied, reach) for denied in (False, True) for reach in Reach}
+NOTHING_APPLIES = _OUTCOMES[(False, Reach.NONE)]
+
+
+def evaluation_outcome(denied: bool, reach: Reach) -> Outcome:
+    return _OUTCOMES[(denied, reach)]
 
 
 def _reach(statement: Statement, caller: Caller) -> Reach:
     if statement.principals is not None:
         return principal_reach(statement.principals, caller)
-    assert statement.not_principals is not None
+    if statement.not_principals is None:
+        return Reach.DIRECT  # an identity policy's statement: its holder is the principal
     listed = statement.not_principals
     excluded = listed.everyone or caller.arn in listed.aws or caller.account_arn in listed.aws
     return Reach.NONE if excluded else Reach.DIRECT

@@ -52,13 +52,17 @@ class Principals:
 
 @dataclass(frozen=True, slots=True)
 class Patterns:
-    """Action or Resource names with IAM's * and ? wildcards (actions ignore case)."""
+    """Action or Resource names with IAM's * and ? wildcards (actions ignore case). The
+    common shapes, "*" and "kms:*"-like prefixes, are matched without a regular expression:
+    every request on a key evaluates them."""
 
     exact: frozenset[str]
     wildcards: tuple[re.Pattern[str], ...]
+    prefixes: tuple[str, ...] = ()
+    everything: bool = False
 
     def matches(self, value: str) -> bool:
-        if value in self.exact:
+        if self.everything or value in self.exact or value.startswith(self.prefixes):
             return True
         return any(pattern.fullmatch(value) for pattern in self.wildcards)
 
@@ -76,11 +80,11 @@ class Statement:
     condition: Mapping[str, Mapping[str, Any]] | None
 
     def action_matches(self, action: str) -> bool:
-        lowered = action.lower()
+        """``action`` in lower case."""
         if self.actions is not None:
-            return self.actions.matches(lowered)
+            return self.actions.matches(action)
         assert self.not_actions is not None
-        return not self.not_actions.matches(lowered)
+        return not self.not_actions.matches(action)
 
     def resource_matches(self, resource: str) -> bool:
         if self.resources is not None:
@@ -190,13 +194,17 @@ def _strings(value: Any, element: str) -> list[str]:
 def _patterns(value: Any, element: str, lower: bool = False) -> Patterns:
     exact: set[str] = set()
     wildcards: list[re.Pattern[str]] = []
+    prefixes: list[str] = []
     for text in _strings(value, element):
         text = text.lower() if lower else text
-        if "*" in text or "?" in text:
+        head = text[:-1]
+        if text.endswith("*") and "*" not in head and "?" not in head:
+            prefixes.append(head)  # "" for "*": every name starts with it
+        elif "*" in text or "?" in text:
             wildcards.append(re.compile(wildcard_regex(text), re.DOTALL))
         else:
             exact.add(text)
-    return Patterns(frozenset(exact), tuple(wildcards))
+    return Patterns(frozenset(exact), tuple(wildcards), tuple(prefixes), everything="" in prefixes)
 
 
 def wildcard_regex(pattern: str) -> str:

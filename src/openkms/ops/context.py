@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from openkms.authz.authorizer import Authorizer
 from openkms.clock import Clock
 from openkms.iam.principal import Principal
 from openkms.keystore import KeyStore
@@ -32,3 +33,5 @@ class Services:
     clock: Clock
     keys: KeyDirectory
     partition: str = "aws"
+    # The server's authorizer, for handlers that must decide again (the lockout check).
+    authorizer: Authorizer | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openkms.authz import AuthorizationRequest
+from openkms.authz import AuthorizationRequest, Authorizer
 from openkms.authz.lockout import check_no_lockout
 from openkms.authz.policy import check_key_policy
 from openkms.domain.keys import change_key_policy
@@ -28,7 +28,9 @@ def put_key_policy(services: Services, call: Call) -> dict[str, Any]:
     _policy_name(call.params)
     policy = call.params["Policy"]
     check_key_policy(policy)
-    check_no_lockout(lockout_request(services, call.ctx, call.key, call.params), policy)
+    check_no_lockout(
+        _authorizer(services), lockout_request(services, call.ctx, call.key, call.params), policy
+    )
     change_key_policy(services.db, call.key.record.key_id, policy)
     return {}
 
@@ -37,6 +39,11 @@ def put_key_policy(services: Services, call: Call) -> dict[str, Any]:
 def list_key_policies(services: Services, call: Call) -> dict[str, Any]:
     # One policy per key: any Limit of 1 or more lists it whole, and no marker follows.
     return {"PolicyNames": [DEFAULT_POLICY_NAME], "Truncated": False}
+
+
+def _authorizer(services: Services) -> Authorizer:
+    assert services.authorizer is not None  # the runtime always gives one
+    return services.authorizer
 
 
 def _policy_name(params: dict[str, Any]) -> str:

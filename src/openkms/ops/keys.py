@@ -93,7 +93,10 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
     if "Policy" in req:
         # Decided on the key as it will be: its ARN, spec and usage are condition keys.
         made = LoadedKey(record, materials)
-        check_no_lockout(lockout_request(services, ctx, made, req), req["Policy"])
+        assert services.authorizer is not None  # the runtime always gives one
+        check_no_lockout(
+            services.authorizer, lockout_request(services, ctx, made, req), req["Policy"]
+        )
     with services.db.transaction() as tx:
         tx.insert_key(record)
         for stored in materials.values():

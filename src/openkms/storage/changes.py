@@ -29,11 +29,18 @@ class AccessKeyChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentityChanged:
+    """A principal's identity policies changed (its ARN names it)."""
+
+    principal_arn: str
+
+
+@dataclass(frozen=True, slots=True)
 class EverythingChanged:
     """A follower fell too far behind the change log: forget everything cached."""
 
 
-Change = KeyChanged | AliasChanged | AccessKeyChanged | EverythingChanged
+Change = KeyChanged | AliasChanged | AccessKeyChanged | IdentityChanged | EverythingChanged
 ChangeListener = Callable[[Iterable[Change]], None]
 
 _SEPARATOR = "|"  # never in an account id, a region or an alias name
@@ -47,6 +54,8 @@ def encode_change(change: Change) -> tuple[str, str]:
         return "alias", _SEPARATOR.join((change.account_id, change.region, change.alias_name))
     if isinstance(change, AccessKeyChanged):
         return "access_key", change.access_key_id
+    if isinstance(change, IdentityChanged):
+        return "identity", change.principal_arn
     raise ValueError("EverythingChanged is never logged")
 
 
@@ -58,4 +67,6 @@ def decode_change(kind: str, ident: str) -> Change:
         return AliasChanged(account_id, region, alias_name)
     if kind == "access_key":
         return AccessKeyChanged(ident)
+    if kind == "identity":
+        return IdentityChanged(ident)
     return EverythingChanged()

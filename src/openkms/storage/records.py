@@ -71,3 +71,12 @@ class AccessKeyRecord:
     wrapped_secret: bytes
     status: str
     created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    account_id: str
+    user_name: str
+    user_id: str
+    arn: str
+    created_at: dt.datetime

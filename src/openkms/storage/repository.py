@@ -14,11 +14,18 @@ from openkms.storage.changes import (
     AccessKeyChanged,
     AliasChanged,
     Change,
+    IdentityChanged,
     KeyChanged,
     decode_change,
     encode_change,
 )
-from openkms.storage.records import AccessKeyRecord, AliasRecord, KeyRecord, MaterialRecord
+from openkms.storage.records import (
+    AccessKeyRecord,
+    AliasRecord,
+    KeyRecord,
+    MaterialRecord,
+    UserRecord,
+)
 
 # Any fixed 64-bit numbers, distinct from the migration lock's.
 _STARTUP_LOCK_ID = 0x6F70656E6B6D7301
@@ -141,6 +148,66 @@ class Transaction:
         self.connection.execute(
             insert(schema.accounts).values(account_id=account_id, created_at=created_at)
         )
+
+    # -- IAM users -------------------------------------------------------------------------
+
+    def insert_user(self, record: UserRecord) -> None:
+        self.connection.execute(insert(schema.iam_users).values(**_fields(record)))
+        self.changes.add(IdentityChanged(record.arn))
+
+    def get_user(self, account_id: str, user_name: str) -> UserRecord | None:
+        table = schema.iam_users
+        row = self.connection.execute(
+            select(table).where(table.c.account_id == account_id, table.c.user_name == user_name)
+        ).first()
+        return UserRecord(**row._mapping) if row is not None else None
+
+    def put_user_policy(self, user: UserRecord, policy_name: str, document: str) -> None:
+        table = schema.iam_user_policies
+        key = (
+            (table.c.account_id == user.account_id)
+            & (table.c.user_name == user.user_name)
+            & (table.c.policy_name == policy_name)
+        )
+        if self.connection.execute(select(table.c.policy_name).where(key)).first() is None:
+            self.connection.execute(
+                insert(table).values(
+                    account_id=user.account_id,
+                    user_name=user.user_name,
+                    policy_name=policy_name,
+                    document=document,
+                )
+            )
+        else:
+            self.connection.execute(update(table).where(key).values(document=document))
+        self.changes.add(IdentityChanged(user.arn))
+
+    def delete_user_policy(self, user: UserRecord, policy_name: str) -> bool:
+        table = schema.iam_user_policies
+        result = self.connection.execute(
+            delete(table).where(
+                table.c.account_id == user.account_id,
+                table.c.user_name == user.user_name,
+                table.c.policy_name == policy_name,
+            )
+        )
+        self.changes.add(IdentityChanged(user.arn))
+        return bool(result.rowcount)
+
+    def user_policies(self, principal_arn: str) -> list[tuple[str, str]]:
+        """(policy name, document) of the user with this ARN, by name."""
+        users, policies = schema.iam_users, schema.iam_user_policies
+        query = (
+            select(policies.c.policy_name, policies.c.document)
+            .join(
+                users,
+                (users.c.account_id == policies.c.account_id)
+                & (users.c.user_name == policies.c.user_name),
+            )
+            .where(users.c.arn == principal_arn)
+            .order_by(policies.c.policy_name)
+        )
+        return [(row[0], row[1]) for row in self.connection.execute(query)]
 
     def insert_access_key(self, record: AccessKeyRecord) -> None:
         self.connection.execute(insert(schema.access_keys).values(**_fields(record)))

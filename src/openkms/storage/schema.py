@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     MetaData,
@@ -169,6 +170,30 @@ key_tags = Table(
     Column("key_id", String(36), ForeignKey("kms_keys.key_id"), primary_key=True),
     Column("tag_key", NulSafeText, primary_key=True),
     Column("tag_value", NulSafeText, nullable=False),
+)
+
+# IAM users (revision 0005): principals of an account beside its root user.
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("account_id", String(12), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("arn", String(2048), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Their inline identity policies, as the text given.
+iam_user_policies = Table(
+    "iam_user_policies",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("document", NulSafeText, nullable=False),
+    ForeignKeyConstraint(
+        ["account_id", "user_name"], ["iam_users.account_id", "iam_users.user_name"]
+    ),
 )
 
 # Committed changes in commit order: the change feed every process follows (revision 0003).
