@@ -202,3 +202,32 @@ def test_cli_signs_what_openssl_verifies_and_macs(server, tmp_path):
         "--mac", f"fileb://{tmp_path / 'tampered.bin'}", expect_failure=True,
     )  # fmt: skip
     assert "KMSInvalidMacException" in refused["stderr"]
+
+
+def test_cli_gets_and_puts_a_key_policy_that_is_then_enforced(server, tmp_path):
+    key = aws(server, "kms", "create-key")["KeyMetadata"]
+    got = aws(server, "kms", "get-key-policy", "--key-id", key["KeyId"], "--policy-name", "default")
+    assert json.loads(got["Policy"])["Statement"][0]["Sid"] == "Enable IAM User Permissions"
+    root = key["Arn"].split(":")[4]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{root}:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Deny", "Principal": {"AWS": f"arn:aws:iam::{root}:root"},
+             "Action": "kms:GenerateDataKey", "Resource": "*"},
+        ],
+    }  # fmt: skip
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    aws(
+        server, "kms", "put-key-policy", "--key-id", key["KeyId"], "--policy-name", "default",
+        "--policy", f"file://{tmp_path / 'policy.json'}",
+    )  # fmt: skip
+    listed = aws(server, "kms", "list-key-policies", "--key-id", key["KeyId"])
+    assert listed["PolicyNames"] == ["default"]
+    refused = aws(
+        server, "kms", "generate-data-key", "--key-id", key["KeyId"], "--key-spec", "AES_256",
+        expect_failure=True,
+    )  # fmt: skip
+    assert "AccessDeniedException" in refused["stderr"]
+    assert "with an explicit deny in a resource-based policy" in refused["stderr"]

@@ -107,6 +107,8 @@ class AuthorizationRequest:
     resource_tags: Callable[[], dict[str, str]] | None = None
     # Decide with this policy text instead of the key's (the lockout check of a new policy).
     policy: str | None = None
+    # ReEncrypt: whether the source and destination are one key (kms:ReEncryptOnSameKey).
+    same_key: bool | None = None
 
 
 class Authorizer(Protocol):

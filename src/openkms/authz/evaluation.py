@@ -88,7 +88,9 @@ def _reach(statement: Statement, caller: Caller) -> Reach:
     if statement.not_principals is None:
         return Reach.DIRECT  # an identity policy's statement: its holder is the principal
     listed = statement.not_principals
-    excluded = listed.everyone or caller.arn in listed.aws or caller.account_arn in listed.aws
+    # Only the caller itself is exempt: listing the account exempts its root user, not every
+    # principal in it (AWS's pattern lists both the user and the account to exempt the user).
+    excluded = listed.everyone or caller.arn in listed.aws
     return Reach.NONE if excluded else Reach.DIRECT
 
 

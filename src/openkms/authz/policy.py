@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from openkms.authz.conditions import ConditionError, check_condition_block
+from openkms.authz.conditions import ConditionError, check_condition_block, wildcard_matches
 from openkms.errors import LimitExceededException, MalformedPolicyDocumentException
 
 # AWS: a key policy is at most 32 KB; beyond it KMS answers LimitExceededException.
@@ -57,14 +57,16 @@ class Patterns:
     every request on a key evaluates them."""
 
     exact: frozenset[str]
-    wildcards: tuple[re.Pattern[str], ...]
+    # Matched by the linear-time glob: a regular expression of a hostile pattern
+    # ("*?*?*?…x") backtracks for seconds, on the event loop, for every request on the key.
+    wildcards: tuple[str, ...]
     prefixes: tuple[str, ...] = ()
     everything: bool = False
 
     def matches(self, value: str) -> bool:
         if self.everything or value in self.exact or value.startswith(self.prefixes):
             return True
-        return any(pattern.fullmatch(value) for pattern in self.wildcards)
+        return any(wildcard_matches(pattern, value) for pattern in self.wildcards)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ class Statement:
     not_principals: Principals | None
     actions: Patterns | None  # None: NotAction instead
     not_actions: Patterns | None
-    resources: Patterns | None  # None: NotResource instead (both None: no Resource at all)
+    resources: Patterns | None  # None: NotResource instead
     not_resources: Patterns | None
     condition: Mapping[str, Mapping[str, Any]] | None
 
@@ -89,9 +91,8 @@ class Statement:
     def resource_matches(self, resource: str) -> bool:
         if self.resources is not None:
             return self.resources.matches(resource)
-        if self.not_resources is not None:
-            return not self.not_resources.matches(resource)
-        return True
+        assert self.not_resources is not None
+        return not self.not_resources.matches(resource)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +155,10 @@ def _statement(raw: Any, require_principal: bool) -> Statement:
         raise MalformedPolicyDocumentException(_INVALID_PRINCIPALS)
     if require_principal and "Principal" not in raw and "NotPrincipal" not in raw:
         raise MalformedPolicyDocumentException("Policy contains a statement with no principal.")
-    if "Resource" in raw and "NotResource" in raw:
+    if ("Resource" in raw) == ("NotResource" in raw):
+        # AWS refuses key policy statements without one since August 2025, as IAM does.
         raise MalformedPolicyDocumentException(
-            "A policy statement may name Resource or NotResource, not both."
+            "Each policy statement must name exactly one of Resource or NotResource."
         )
     condition = raw.get("Condition")
     if condition is not None:
@@ -193,7 +195,7 @@ def _strings(value: Any, element: str) -> list[str]:
 
 def _patterns(value: Any, element: str, lower: bool = False) -> Patterns:
     exact: set[str] = set()
-    wildcards: list[re.Pattern[str]] = []
+    wildcards: list[str] = []
     prefixes: list[str] = []
     for text in _strings(value, element):
         text = text.lower() if lower else text
@@ -201,15 +203,10 @@ def _patterns(value: Any, element: str, lower: bool = False) -> Patterns:
         if text.endswith("*") and "*" not in head and "?" not in head:
             prefixes.append(head)  # "" for "*": every name starts with it
         elif "*" in text or "?" in text:
-            wildcards.append(re.compile(wildcard_regex(text), re.DOTALL))
+            wildcards.append(text)
         else:
             exact.add(text)
     return Patterns(frozenset(exact), tuple(wildcards), tuple(prefixes), everything="" in prefixes)
-
-
-def wildcard_regex(pattern: str) -> str:
-    """IAM's * (any run, also empty) and ? (one character) as a regular expression."""
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
 
 
 def _principals(value: Any) -> Principals:

@@ -183,11 +183,7 @@ _KEYS: dict[str, _Getter] = {
         "ExpirationModel", frozenset({"kms:importkeymaterial"}), "KEY_MATERIAL_EXPIRES"
     ),
     "kms:validto": _parameter("ValidTo", frozenset({"kms:importkeymaterial"})),
-    "kms:reencryptonsamekey": lambda r: (
-        r.parameters.get("SourceKeyId") == r.parameters.get("DestinationKeyId")
-        if r.action.lower() in ("kms:reencryptfrom", "kms:reencryptto")
-        else None
-    ),
+    "kms:reencryptonsamekey": lambda r: r.same_key,
     "aws:principalarn": lambda r: r.principal.arn,
     "aws:principalaccount": lambda r: r.principal.account_id,
     "aws:principaltype": _principal_type,

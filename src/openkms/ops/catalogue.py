@@ -146,10 +146,16 @@ _XKS_AUDIT = (
 
 _ALL: tuple[Declaration, ...] = (
     # -- keys -------------------------------------------------------------------------------
-    _account_op(
-        "CreateKey",
+    Declaration(
+        name="CreateKey",
+        permissions=(
+            Permission("kms:CreateKey", role="account"),
+            # AWS: "To use the Tags parameter, kms:TagResource (IAM policy)".
+            Permission("kms:TagResource", role="account", only_with="Tags"),
+        ),
+        resolve=Resolve.ACCOUNT,
         read_only=False,
-        audit=(
+        audit_parameters=(
             "Description",
             "KeyUsage",
             "KeySpec",

@@ -47,6 +47,8 @@ class Permission:
 
     action: str
     role: str = "key"
+    # Checked only when the request has this member (CreateKey's Tags need kms:TagResource).
+    only_with: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,15 @@ class Dispatcher:
         params: dict[str, Any],
         resolved: Resolved,
     ) -> None:
+        source, destination = resolved.keys.get("source"), resolved.keys.get("destination")
+        same_key = (
+            source.record.key_id == destination.record.key_id
+            if source is not None and destination is not None
+            else None
+        )
         for permission in declaration.permissions:
+            if permission.only_with is not None and permission.only_with not in params:
+                continue
             key = resolved.keys.get(permission.role)
             if key is not None:
                 arn, account = key.record.arn, key.record.account_id
@@ -216,6 +224,7 @@ class Dispatcher:
                     source_ip=ctx.source_ip,
                     secure_transport=ctx.secure_transport,
                     resource_tags=self._tags_reader(key),
+                    same_key=same_key,
                 )
             )
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from openkms.authz import AuthorizationRequest, Authorizer
@@ -54,10 +55,20 @@ def _policy_name(params: dict[str, Any]) -> str:
 
 
 def lockout_request(
-    services: Services, ctx: RequestContext, key: LoadedKey, params: dict[str, Any]
+    services: Services,
+    ctx: RequestContext,
+    key: LoadedKey,
+    params: dict[str, Any],
+    tags: Callable[[], dict[str, str]] | None = None,
 ) -> AuthorizationRequest:
-    """The caller's request on ``key``, as the lockout check decides it again."""
+    """The caller's request on ``key``, as the lockout check decides it again. ``tags``: the
+    key's tags (for aws:ResourceTag conditions); by default read from the database."""
     record = key.record
+
+    def stored_tags() -> dict[str, str]:
+        with services.db.transaction(readonly=True) as tx:
+            return dict(tx.list_tags(record.key_id, None, 50))
+
     return AuthorizationRequest(
         principal=ctx.principal,
         action="kms:PutKeyPolicy",
@@ -69,4 +80,5 @@ def lockout_request(
         when=services.clock.now(),
         source_ip=ctx.source_ip,
         secure_transport=ctx.secure_transport,
+        resource_tags=tags or stored_tags,
     )

@@ -94,8 +94,11 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         # Decided on the key as it will be: its ARN, spec and usage are condition keys.
         made = LoadedKey(record, materials)
         assert services.authorizer is not None  # the runtime always gives one
+        requested_tags = dict(tags)
         check_no_lockout(
-            services.authorizer, lockout_request(services, ctx, made, req), req["Policy"]
+            services.authorizer,
+            lockout_request(services, ctx, made, req, lambda: requested_tags),
+            req["Policy"],
         )
     with services.db.transaction() as tx:
         tx.insert_key(record)

@@ -1,0 +1,155 @@
+"""Policy evaluation at its edges: NotPrincipal, hostile wildcards, numbers no decimal holds,
+kms:ReEncryptOnSameKey, CreateKey's Tags, statements without a Resource."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from openkms.errors import KmsError
+from openkms.iam.principal import Principal
+from openkms.iam.users import create_user, put_user_policy
+from openkms.seal.dev_root_key import open_dev_root_key
+from tests.inprocess.conftest import ACCOUNT_ID, Kms
+
+ROOT = f"arn:aws:iam::{ACCOUNT_ID}:root"
+ADMIN = {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"}
+
+
+def _policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _user(kms: Kms, policy: str | None = None) -> Kms:
+    services = kms.runtime.services
+    root_key = open_dev_root_key(kms.runtime.config.effective_root_key_file)
+    user, issued = create_user(
+        services.db, root_key, services.clock, ACCOUNT_ID, f"u-{uuid.uuid4().hex[:10]}"
+    )
+    if policy is not None:
+        put_user_policy(services.db, ACCOUNT_ID, user.user_name, "p", policy)
+    return Kms(kms.runtime, Principal(ACCOUNT_ID, user.arn, user.user_id, issued.access_key_id))
+
+
+def _refused(call: Any, code: str = "AccessDeniedException") -> str:
+    with pytest.raises(KmsError) as caught:
+        call()
+    assert caught.value.code == code, caught.value.message
+    return caught.value.message or ""
+
+
+ALLOW_ALL = _policy({"Effect": "Allow", "Action": "kms:*", "Resource": "*"})
+
+
+def test_a_not_principal_deny_exempts_only_the_principal_it_lists(kms: Kms) -> None:
+    """AWS's pattern: Deny with NotPrincipal [the user, its account] denies everyone else,
+    other users of the same account included."""
+    bob, alice = _user(kms, ALLOW_ALL), _user(kms, ALLOW_ALL)
+    key = kms.create_key()
+    kms.call(
+        "PutKeyPolicy",
+        KeyId=key["KeyId"],
+        Policy=_policy(
+            ADMIN,
+            {
+                "Effect": "Deny",
+                "NotPrincipal": {"AWS": [bob.principal.arn, ROOT]},
+                "Action": "kms:Encrypt",
+                "Resource": "*",
+            },
+        ),
+    )
+    bob.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x")
+    kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x")
+    message = _refused(lambda: alice.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x"))
+    assert message.endswith("with an explicit deny in a resource-based policy")
+
+
+def test_hostile_wildcards_are_matched_in_linear_time(kms: Kms) -> None:
+    """A pattern that makes a backtracking regular expression take minutes against a key ARN
+    (each "*?" multiplies the work) is decided at once: this test would not finish otherwise."""
+    key = kms.create_key()
+    hostile = "*?" * 30 + "x"
+    kms.call(
+        "PutKeyPolicy",
+        KeyId=key["KeyId"],
+        Policy=_policy(
+            ADMIN, {**ADMIN, "Effect": "Deny", "Action": "kms:Encrypt", "Resource": hostile}
+        ),
+    )
+    kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x")  # the Deny's resource never matches
+    # The same statement with a wildcard that does match the key: the Deny applies.
+    kms.call(
+        "PutKeyPolicy",
+        KeyId=key["KeyId"],
+        Policy=_policy(
+            ADMIN, {**ADMIN, "Effect": "Deny", "Action": "kms:En*?t", "Resource": "arn:aws:kms:*"}
+        ),
+    )
+    _refused(lambda: kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x"))
+
+
+def test_a_number_no_decimal_holds_is_a_malformed_policy_not_a_crash(kms: Kms) -> None:
+    key = kms.create_key()
+    statement = {
+        **ADMIN,
+        "Condition": {"NumericEquals": {"kms:RotationPeriodInDays": "1e99999999999999999999"}},
+    }
+    _refused(
+        lambda: kms.call("PutKeyPolicy", KeyId=key["KeyId"], Policy=_policy(ADMIN, statement)),
+        "MalformedPolicyDocumentException",
+    )
+
+
+def test_a_statement_without_a_resource_is_malformed(kms: Kms) -> None:
+    key = kms.create_key()
+    no_resource = {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*"}
+    message = _refused(
+        lambda: kms.call("PutKeyPolicy", KeyId=key["KeyId"], Policy=_policy(no_resource)),
+        "MalformedPolicyDocumentException",
+    )
+    assert message == "Each policy statement must name exactly one of Resource or NotResource."
+
+
+def test_reencrypt_on_same_key_compares_the_keys_not_how_they_were_named(kms: Kms) -> None:
+    key = kms.create_key()
+    name = f"alias/same-{key['KeyId']}"
+    kms.call("CreateAlias", AliasName=name, TargetKeyId=key["KeyId"])
+    kms.call(
+        "PutKeyPolicy",
+        KeyId=key["KeyId"],
+        Policy=_policy(
+            ADMIN,
+            {
+                **ADMIN,
+                "Effect": "Deny",
+                "Action": ["kms:ReEncryptFrom", "kms:ReEncryptTo"],
+                "Condition": {"Bool": {"kms:ReEncryptOnSameKey": "true"}},
+            },
+        ),
+    )
+    blob = kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    # The same key named by alias for the destination, by nothing for the source.
+    _refused(lambda: kms.call("ReEncrypt", CiphertextBlob=blob, DestinationKeyId=name))
+    other = kms.create_key()
+    kms.call("ReEncrypt", CiphertextBlob=blob, DestinationKeyId=other["KeyId"])
+
+
+def test_create_key_with_tags_needs_tag_resource_too(kms: Kms) -> None:
+    only_create = _user(
+        kms, _policy({"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"})
+    )
+    only_create.call("CreateKey")
+    tags = [{"TagKey": "team", "TagValue": "a"}]
+    message = _refused(lambda: only_create.call("CreateKey", Tags=tags))
+    assert "kms:TagResource on resource: * because no identity-based policy allows" in message
+    both = _user(
+        kms,
+        _policy(
+            {"Effect": "Allow", "Action": ["kms:CreateKey", "kms:TagResource"], "Resource": "*"}
+        ),
+    )
+    assert both.call("CreateKey", Tags=tags)["KeyMetadata"]["KeyId"]
