@@ -153,3 +153,18 @@ def test_create_key_with_tags_needs_tag_resource_too(kms: Kms) -> None:
         ),
     )
     assert both.call("CreateKey", Tags=tags)["KeyMetadata"]["KeyId"]
+
+
+def test_a_stored_policy_this_version_cannot_read_allows_only_its_repair(kms: Kms) -> None:
+    """A policy an earlier, more lenient release stored (a statement without Resource)
+    allows nothing now, but the account's root user can still see it and replace it."""
+    key = kms.create_key()
+    lenient = _policy({"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*"})
+    with kms.runtime.services.db.transaction() as tx:
+        tx.set_key_policy(key["KeyId"], lenient)
+    message = _refused(lambda: kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x"))
+    assert message.endswith("because no resource-based policy allows the kms:Encrypt action")
+    assert kms.call("GetKeyPolicy", KeyId=key["KeyId"])["Policy"] == lenient
+    kms.call("DescribeKey", KeyId=key["KeyId"])
+    kms.call("PutKeyPolicy", KeyId=key["KeyId"], Policy=_policy(ADMIN))
+    kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x")

@@ -49,7 +49,11 @@ from openkms.authz.identity import IdentityPolicies
 from openkms.authz.policy import parse_policy
 from openkms.authz.request_keys import PolicyVariables, RequestKeys
 from openkms.domain.managed_keys import KEY_MANAGER_AWS, customer_may
-from openkms.errors import AccessDeniedException
+from openkms.errors import (
+    AccessDeniedException,
+    LimitExceededException,
+    MalformedPolicyDocumentException,
+)
 from openkms.iam.principal import Principal
 
 if TYPE_CHECKING:
@@ -157,7 +161,13 @@ class PolicyAuthorizer:
 
     def key_policy_outcome(self, request: AuthorizationRequest, caller: Caller) -> Outcome:
         assert request.key is not None
-        document = parse_policy(request.policy or request.key.record.policy)
+        if request.policy is None:
+            try:
+                document = parse_policy(request.key.record.policy)
+            except (MalformedPolicyDocumentException, LimitExceededException):
+                return _stored_policy_refused(request, caller)
+        else:
+            document = parse_policy(request.policy)
         # The resource of a key policy statement is the key ("*", or its ARN).
         return evaluate(
             document, caller, request.action, request.resource_arn, _condition_keys(request)
@@ -179,6 +189,21 @@ class PolicyAuthorizer:
                 return outcome
             reach = max(reach, outcome.reach)
         return evaluation_outcome(False, reach)
+
+
+# What the owning account's root user may still do with a key whose stored policy this
+# version cannot read (written by an earlier, more lenient release): see it and replace it.
+_REPAIR_ACTIONS = frozenset({"kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy"})
+
+
+def _stored_policy_refused(request: AuthorizationRequest, caller: Caller) -> Outcome:
+    """A stored policy that does not parse allows nothing, but its key is not lost: the
+    account's root user can read it and put a valid one (docs/behaviour.md)."""
+    assert request.key is not None
+    owner = caller.is_root and caller.account_id == request.key.record.account_id
+    if owner and request.action in _REPAIR_ACTIONS:
+        return evaluation_outcome(False, Reach.DIRECT)
+    return NOTHING_APPLIES
 
 
 def _condition_keys(request: AuthorizationRequest) -> ConditionKeys:

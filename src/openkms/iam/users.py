@@ -20,7 +20,7 @@ from openkms.iam.accounts import (
 )
 from openkms.seal import RootKey
 from openkms.seal.secrets import wrap_secret
-from openkms.storage import AccessKeyRecord, Database
+from openkms.storage import AccessKeyRecord, Database, DuplicateEntry
 from openkms.storage.records import UserRecord
 
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
@@ -48,11 +48,28 @@ def create_user(
     user_id = "AIDA" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
     user = UserRecord(account_id, user_name, user_id, user_arn(account_id, user_name), now)
     access_key_id, secret = new_access_key_id(), new_secret_access_key()
+    exists = IdentityError(f"user {user_name} already exists in account {account_id}")
+    try:
+        _insert_user(db, root_key, user, access_key_id, secret, exists)
+    except DuplicateEntry:  # made by another process between the check and the insert
+        raise exists from None
+    return user, IssuedCredentials(account_id, user.arn, access_key_id, secret, True)
+
+
+def _insert_user(
+    db: Database,
+    root_key: RootKey,
+    user: UserRecord,
+    access_key_id: str,
+    secret: str,
+    exists: IdentityError,
+) -> None:
+    account_id, user_id, now = user.account_id, user.user_id, user.created_at
     with db.transaction() as tx:
         if not tx.account_exists(account_id):
             raise IdentityError(f"account {account_id} does not exist")
-        if tx.get_user(account_id, user_name) is not None:
-            raise IdentityError(f"user {user_name} already exists in account {account_id}")
+        if tx.get_user(account_id, user.user_name) is not None:
+            raise exists
         tx.insert_user(user)
         tx.insert_access_key(
             AccessKeyRecord(
@@ -65,7 +82,6 @@ def create_user(
                 created_at=now,
             )
         )
-    return user, IssuedCredentials(account_id, user.arn, access_key_id, secret, True)
 
 
 def check_identity_policy(document: str) -> None:
