@@ -119,6 +119,23 @@ def running(config: ServerConfig, clock: ManualClock) -> Iterator[Runtime]:
         built.close()
 
 
+def iam_user(kms: Kms, policy: str | None = None) -> Kms:
+    """A new IAM user of the first account (made as ``openkms admin create-user`` makes one),
+    with ``policy`` as its one inline identity policy, as a caller of ``kms``'s runtime."""
+    import uuid
+
+    from openkms.iam.users import create_user, put_user_policy
+
+    services = kms.runtime.services
+    root_key = open_dev_root_key(kms.runtime.config.effective_root_key_file)
+    user, issued = create_user(
+        services.db, root_key, services.clock, ACCOUNT_ID, f"u-{uuid.uuid4().hex[:10]}"
+    )
+    if policy is not None:
+        put_user_policy(services.db, ACCOUNT_ID, user.user_name, "p", policy)
+    return Kms(kms.runtime, Principal(ACCOUNT_ID, user.arn, user.user_id, issued.access_key_id))
+
+
 def root_user(runtime: Runtime) -> Kms:
     """The first account's root user."""
     return Kms(

@@ -11,15 +11,12 @@ done for the operations AWS lets other accounts use and refused for every other.
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
 from openkms.errors import KmsError
 from openkms.iam.principal import Principal
-from openkms.iam.users import create_user, put_user_policy
-from openkms.seal.dev_root_key import open_dev_root_key
-from tests.inprocess.conftest import ACCOUNT_ID, OTHER_ACCOUNT_ID, Kms, set_state
+from tests.inprocess.conftest import ACCOUNT_ID, OTHER_ACCOUNT_ID, Kms, iam_user, set_state
 from tests.inprocess.test_key_state_table import (
     _COLUMN,
     EXPECTED,
@@ -80,17 +77,6 @@ NOT_BY_ARN = {
 }
 
 
-def _user(kms: Kms, policy: str | None) -> Kms:
-    services = kms.runtime.services
-    root_key = open_dev_root_key(kms.runtime.config.effective_root_key_file)
-    user, issued = create_user(
-        services.db, root_key, services.clock, ACCOUNT_ID, f"u-{uuid.uuid4().hex[:10]}"
-    )
-    if policy is not None:
-        put_user_policy(services.db, ACCOUNT_ID, user.user_name, "p", policy)
-    return Kms(kms.runtime, Principal(ACCOUNT_ID, user.arn, user.user_id, issued.access_key_id))
-
-
 def _subject(root: Kms, operation: str) -> Subject:
     """The key-state table's subject, in the first state where the operation succeeds
     (Enabled, but for CancelKeyDeletion)."""
@@ -112,7 +98,7 @@ def test_a_user_is_decided_by_its_identity_policy(module_kms: Kms, operation: st
         (DENY_TOO, "with an explicit deny in an identity-based policy"),
     ):
         subject = _subject(module_kms, operation)
-        subject.kms = _user(module_kms, policy)
+        subject.kms = iam_user(module_kms, policy)
         with pytest.raises(KmsError) as caught:
             op.act(subject)
         assert caught.value.code == "AccessDeniedException", caught.value.message
@@ -121,7 +107,7 @@ def test_a_user_is_decided_by_its_identity_policy(module_kms: Kms, operation: st
         subject.kms = module_kms
         op.untouched(subject)
     subject = _subject(module_kms, operation)
-    subject.kms = _user(module_kms, ALLOW_ALL)
+    subject.kms = iam_user(module_kms, ALLOW_ALL)
     op.done(subject, op.act(subject))
 
 

@@ -4,16 +4,12 @@ kms:ReEncryptOnSameKey, CreateKey's Tags, statements without a Resource."""
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
 
 from openkms.errors import KmsError
-from openkms.iam.principal import Principal
-from openkms.iam.users import create_user, put_user_policy
-from openkms.seal.dev_root_key import open_dev_root_key
-from tests.inprocess.conftest import ACCOUNT_ID, Kms
+from tests.inprocess.conftest import ACCOUNT_ID, Kms, iam_user
 
 ROOT = f"arn:aws:iam::{ACCOUNT_ID}:root"
 ADMIN = {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"}
@@ -21,17 +17,6 @@ ADMIN = {"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Reso
 
 def _policy(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def _user(kms: Kms, policy: str | None = None) -> Kms:
-    services = kms.runtime.services
-    root_key = open_dev_root_key(kms.runtime.config.effective_root_key_file)
-    user, issued = create_user(
-        services.db, root_key, services.clock, ACCOUNT_ID, f"u-{uuid.uuid4().hex[:10]}"
-    )
-    if policy is not None:
-        put_user_policy(services.db, ACCOUNT_ID, user.user_name, "p", policy)
-    return Kms(kms.runtime, Principal(ACCOUNT_ID, user.arn, user.user_id, issued.access_key_id))
 
 
 def _refused(call: Any, code: str = "AccessDeniedException") -> str:
@@ -47,7 +32,7 @@ ALLOW_ALL = _policy({"Effect": "Allow", "Action": "kms:*", "Resource": "*"})
 def test_a_not_principal_deny_exempts_only_the_principal_it_lists(kms: Kms) -> None:
     """AWS's pattern: Deny with NotPrincipal [the user, its account] denies everyone else,
     other users of the same account included."""
-    bob, alice = _user(kms, ALLOW_ALL), _user(kms, ALLOW_ALL)
+    bob, alice = iam_user(kms, ALLOW_ALL), iam_user(kms, ALLOW_ALL)
     key = kms.create_key()
     kms.call(
         "PutKeyPolicy",
@@ -139,14 +124,14 @@ def test_reencrypt_on_same_key_compares_the_keys_not_how_they_were_named(kms: Km
 
 
 def test_create_key_with_tags_needs_tag_resource_too(kms: Kms) -> None:
-    only_create = _user(
+    only_create = iam_user(
         kms, _policy({"Effect": "Allow", "Action": "kms:CreateKey", "Resource": "*"})
     )
     only_create.call("CreateKey")
     tags = [{"TagKey": "team", "TagValue": "a"}]
     message = _refused(lambda: only_create.call("CreateKey", Tags=tags))
     assert "kms:TagResource on resource: * because no identity-based policy allows" in message
-    both = _user(
+    both = iam_user(
         kms,
         _policy(
             {"Effect": "Allow", "Action": ["kms:CreateKey", "kms:TagResource"], "Resource": "*"}
