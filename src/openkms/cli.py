@@ -278,7 +278,8 @@ def _open_for_admin(
     return db, root_key
 
 
-def _storage_options(command: Any) -> Any:
+def _account_options(command: Any) -> Any:
+    """--data-dir, --database-url, --root-key-file and --account-id, for admin commands."""
     for option in reversed(
         [
             click.option(
@@ -290,12 +291,19 @@ def _storage_options(command: Any) -> Any:
             click.option(
                 "--root-key-file", envvar="OPENKMS_ROOT_KEY_FILE", type=click.Path(path_type=Path)
             ),
-            click.option("--account-id", required=True, help="The user's account (12 digits)."),
-            click.option("--user-name", required=True, help="1 to 64 letters, digits or _+=,.@-"),
+            click.option("--account-id", required=True, help="The account (12 digits)."),
         ]
     ):
         command = option(command)
     return command
+
+
+def _storage_options(command: Any) -> Any:
+    """The account options and --user-name."""
+    command = click.option("--user-name", required=True, help="1 to 64 letters, digits or _+=,.@-")(
+        command
+    )
+    return _account_options(command)
 
 
 @admin.command("create-user")
@@ -382,6 +390,118 @@ def delete_user_policy_command(
     db, _ = _open_for_admin(data_dir, database_url, root_key_file)
     try:
         delete_user_policy(db, account_id, user_name, policy_name)
+    except IdentityError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+
+
+@admin.command("create-access-key")
+@_account_options
+@click.option("--user-name", help="The user; without it, the account's root user.")
+def create_access_key_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    user_name: str | None,
+) -> None:
+    """Create a further access key (at most two each, as IAM) and print it as JSON."""
+    from openkms.clock import clock_from_environment
+    from openkms.iam.users import IdentityError, create_access_key
+
+    db, root_key = _open_for_admin(data_dir, database_url, root_key_file)
+    try:
+        issued = create_access_key(db, root_key, clock_from_environment(), account_id, user_name)
+    except (IdentityError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+    click.echo(
+        json.dumps(
+            {
+                "AccountId": issued.account_id,
+                "Arn": issued.principal_arn,
+                "AccessKeyId": issued.access_key_id,
+                "SecretAccessKey": issued.secret_access_key,
+            },
+            indent=2,
+        )
+    )
+
+
+@admin.command("list-access-keys")
+@_account_options
+@click.option("--user-name", help="The user; without it, the account's root user.")
+def list_access_keys_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    user_name: str | None,
+) -> None:
+    """List a principal's access keys (never their secrets) as JSON."""
+    from openkms.iam.users import IdentityError, list_access_keys
+
+    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
+    try:
+        keys = list_access_keys(db, account_id, user_name)
+    except (IdentityError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+    listed = [
+        {
+            "AccessKeyId": k.access_key_id,
+            "Status": k.status,
+            "CreateDate": k.created_at.isoformat(),
+            "Arn": k.principal_arn,
+        }
+        for k in keys
+    ]
+    click.echo(json.dumps({"AccessKeyMetadata": listed}, indent=2))
+
+
+@admin.command("update-access-key")
+@_account_options
+@click.option("--access-key-id", required=True)
+@click.option("--status", required=True, type=click.Choice(["Active", "Inactive"]))
+def update_access_key_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    access_key_id: str,
+    status: str,
+) -> None:
+    """Deactivate or reactivate an access key (effective from the next request)."""
+    from openkms.iam.users import IdentityError, set_access_key_status
+
+    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
+    try:
+        set_access_key_status(db, account_id, access_key_id, status)
+    except IdentityError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+
+
+@admin.command("delete-access-key")
+@_account_options
+@click.option("--access-key-id", required=True)
+def delete_access_key_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    access_key_id: str,
+) -> None:
+    """Delete an access key for good."""
+    from openkms.iam.users import IdentityError, delete_access_key
+
+    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
+    try:
+        delete_access_key(db, account_id, access_key_id)
     except IdentityError as error:
         raise click.ClickException(str(error)) from None
     finally:

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.e2e.kms_management import client, fails, new_key
 from tests.support import ACCOUNT_ID
@@ -243,3 +244,74 @@ def test_admin_refuses_bad_users_and_policies(server, user):
         "put-user-policy", "--account-id", ACCOUNT_ID, "--user-name", user["UserName"],
         "--policy-name", "p", "--policy-document", "{",
     )  # fmt: skip
+
+
+def test_access_keys_are_listed_deactivated_reactivated_and_deleted(server, user):
+    """IAM's access-key lifecycle through ``openkms admin``: an inactive or deleted key
+    signs nothing the server accepts, from the next request on."""
+    account, name = user["AccountId"], user["UserName"]
+
+    def identity(access_key: dict[str, str]) -> Any:
+        sts = server.client(
+            "sts",
+            access_key_id=access_key["AccessKeyId"],
+            secret_access_key=access_key["SecretAccessKey"],
+        )
+        return sts.get_caller_identity()
+
+    second = json.loads(
+        server.admin("create-access-key", "--account-id", account, "--user-name", name)
+    )
+    assert second["Arn"] == user["Arn"] and identity(second)["Arn"] == user["Arn"]
+    listed = json.loads(
+        server.admin("list-access-keys", "--account-id", account, "--user-name", name)
+    )
+    entries = listed["AccessKeyMetadata"]
+    assert {e["AccessKeyId"] for e in entries} == {user["AccessKeyId"], second["AccessKeyId"]}
+    assert all(e["Status"] == "Active" and "SecretAccessKey" not in e for e in entries)
+    # IAM's limit: two access keys per user.
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        server.admin("create-access-key", "--account-id", account, "--user-name", name)
+    assert "2 access keys already" in info.value.stderr
+
+    server.admin(
+        "update-access-key",
+        "--account-id",
+        account,
+        "--access-key-id",
+        second["AccessKeyId"],
+        "--status",
+        "Inactive",
+    )
+    invalid = "The security token included in the request is invalid."
+    with pytest.raises(ClientError) as caught:
+        identity(second)
+    assert caught.value.response["Error"]["Message"] == invalid
+    assert identity(user)["Arn"] == user["Arn"]  # the other key is untouched
+    server.admin(
+        "update-access-key",
+        "--account-id",
+        account,
+        "--access-key-id",
+        second["AccessKeyId"],
+        "--status",
+        "Active",
+    )
+    assert identity(second)["Arn"] == user["Arn"]
+
+    # Another account cannot manage the key, which it does not see.
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        server.admin(
+            "delete-access-key",
+            "--account-id",
+            "999999999999",
+            "--access-key-id",
+            second["AccessKeyId"],
+        )
+    assert "does not exist in account 999999999999" in info.value.stderr
+    server.admin(
+        "delete-access-key", "--account-id", account, "--access-key-id", second["AccessKeyId"]
+    )
+    with pytest.raises(ClientError) as caught:
+        identity(second)
+    assert caught.value.response["Error"]["Message"] == invalid

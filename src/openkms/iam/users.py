@@ -22,6 +22,7 @@ from openkms.seal import RootKey
 from openkms.seal.secrets import wrap_secret
 from openkms.storage import AccessKeyRecord, Database, DuplicateEntry
 from openkms.storage.records import UserRecord
+from openkms.storage.repository import Transaction
 
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
@@ -114,3 +115,79 @@ def delete_user_policy(db: Database, account_id: str, user_name: str, policy_nam
             raise IdentityError(f"user {user_name} does not exist in account {account_id}")
         if not tx.delete_user_policy(user, policy_name):
             raise IdentityError(f"user {user_name} has no policy {policy_name}")
+
+
+# -- access keys (IAM's CreateAccessKey, ListAccessKeys, UpdateAccessKey, DeleteAccessKey) ----
+
+ACCESS_KEY_STATUSES = ("Active", "Inactive")
+# IAM's limit: two access keys per user (and per root user).
+MAX_ACCESS_KEYS = 2
+
+
+def principal_arn(account_id: str, user_name: str | None) -> str:
+    """The user's ARN, or the account root's when no user is named."""
+    check_account_id(account_id)
+    return user_arn(account_id, user_name) if user_name else f"arn:aws:iam::{account_id}:root"
+
+
+def create_access_key(
+    db: Database, root_key: RootKey, clock: Clock, account_id: str, user_name: str | None
+) -> IssuedCredentials:
+    """A further access key of a user (or of the account's root user)."""
+    arn = principal_arn(account_id, user_name)
+    access_key_id, secret = new_access_key_id(), new_secret_access_key()
+    with db.transaction() as tx:
+        if user_name:
+            user = tx.get_user(account_id, user_name)
+            if user is None:
+                raise IdentityError(f"user {user_name} does not exist in account {account_id}")
+            user_id = user.user_id
+        elif not tx.account_exists(account_id):
+            raise IdentityError(f"account {account_id} does not exist")
+        else:
+            user_id = account_id
+        if len(tx.list_access_keys(arn)) >= MAX_ACCESS_KEYS:
+            raise IdentityError(
+                f"{arn} has {MAX_ACCESS_KEYS} access keys already: delete one first (IAM's limit)"
+            )
+        tx.insert_access_key(
+            AccessKeyRecord(
+                access_key_id=access_key_id,
+                account_id=account_id,
+                principal_arn=arn,
+                user_id=user_id,
+                wrapped_secret=wrap_secret(root_key, secret_label(access_key_id), secret.encode()),
+                status="Active",
+                created_at=clock.now(),
+            )
+        )
+    return IssuedCredentials(account_id, arn, access_key_id, secret, True)
+
+
+def list_access_keys(db: Database, account_id: str, user_name: str | None) -> list[AccessKeyRecord]:
+    with db.transaction(readonly=True) as tx:
+        return tx.list_access_keys(principal_arn(account_id, user_name))
+
+
+def set_access_key_status(db: Database, account_id: str, access_key_id: str, status: str) -> None:
+    """Deactivate (or reactivate) an access key: an inactive key signs nothing the server
+    accepts, from the next request on, on every worker (the change feed)."""
+    if status not in ACCESS_KEY_STATUSES:
+        raise IdentityError("an access key's status is Active or Inactive")
+    with db.transaction() as tx:
+        _owned_key(tx, account_id, access_key_id)
+        tx.set_access_key_status(access_key_id, status)
+
+
+def delete_access_key(db: Database, account_id: str, access_key_id: str) -> None:
+    with db.transaction() as tx:
+        _owned_key(tx, account_id, access_key_id)
+        tx.delete_access_key(access_key_id)
+
+
+def _owned_key(tx: Transaction, account_id: str, access_key_id: str) -> AccessKeyRecord:
+    record = tx.get_access_key(access_key_id)
+    # Nobody crosses accounts: another account's key is as unknown as a missing one.
+    if record is None or record.account_id != account_id:
+        raise IdentityError(f"access key {access_key_id} does not exist in account {account_id}")
+    return record

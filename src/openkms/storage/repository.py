@@ -222,6 +222,27 @@ class Transaction:
         )
         return None if row is None else AccessKeyRecord(**row)
 
+    def list_access_keys(self, principal_arn: str) -> list[AccessKeyRecord]:
+        table = schema.access_keys
+        query = (
+            select(table)
+            .where(table.c.principal_arn == principal_arn)
+            .order_by(table.c.created_at, table.c.access_key_id)
+        )
+        return [AccessKeyRecord(**row) for row in self.connection.execute(query).mappings()]
+
+    def set_access_key_status(self, access_key_id: str, status: str) -> None:
+        table = schema.access_keys
+        self.connection.execute(
+            update(table).where(table.c.access_key_id == access_key_id).values(status=status)
+        )
+        self.changes.add(AccessKeyChanged(access_key_id))
+
+    def delete_access_key(self, access_key_id: str) -> None:
+        table = schema.access_keys
+        self.connection.execute(delete(table).where(table.c.access_key_id == access_key_id))
+        self.changes.add(AccessKeyChanged(access_key_id))
+
     # -- keys -------------------------------------------------------------------------
 
     def insert_key(self, record: KeyRecord) -> None:
