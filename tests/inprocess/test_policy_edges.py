@@ -153,3 +153,31 @@ def test_a_stored_policy_this_version_cannot_read_allows_only_its_repair(kms: Km
     kms.call("DescribeKey", KeyId=key["KeyId"])
     kms.call("PutKeyPolicy", KeyId=key["KeyId"], Policy=_policy(ADMIN))
     kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x")
+
+
+def test_request_alias_names_the_alias_of_each_side_of_a_reencrypt(kms: Kms) -> None:
+    source, destination = kms.create_key(), kms.create_key()
+    name = f"alias/dest-{destination['KeyId']}"
+    kms.call("CreateAlias", AliasName=name, TargetKeyId=destination["KeyId"])
+    kms.call(
+        "PutKeyPolicy",
+        KeyId=destination["KeyId"],
+        Policy=_policy(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ROOT},
+                "NotAction": "kms:ReEncryptTo",
+                "Resource": "*",
+            },
+            {
+                **ADMIN,
+                "Action": "kms:ReEncryptTo",
+                "Condition": {"StringEquals": {"kms:RequestAlias": name}},
+            },
+        ),
+    )
+    blob = kms.call("Encrypt", KeyId=source["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    kms.call("ReEncrypt", CiphertextBlob=blob, DestinationKeyId=name)
+    _refused(
+        lambda: kms.call("ReEncrypt", CiphertextBlob=blob, DestinationKeyId=destination["KeyId"])
+    )

@@ -105,9 +105,13 @@ def _multi_region(request: AuthorizationRequest) -> ContextValue:
     return None
 
 
+# Which request member names the key, by action (ReEncrypt names two keys).
+_KEY_MEMBER = {"kms:reencryptfrom": "SourceKeyId", "kms:reencryptto": "DestinationKeyId"}
+
+
 def _request_alias(request: AuthorizationRequest) -> ContextValue:
     """The alias the caller named the key by (the name, also when it gave the alias ARN)."""
-    named = request.parameters.get("KeyId")
+    named = request.parameters.get(_KEY_MEMBER.get(request.action.lower(), "KeyId"))
     if not isinstance(named, str) or request.key is None:
         return None
     if named.startswith("alias/"):
