@@ -181,3 +181,53 @@ def test_request_alias_names_the_alias_of_each_side_of_a_reencrypt(kms: Kms) -> 
     _refused(
         lambda: kms.call("ReEncrypt", CiphertextBlob=blob, DestinationKeyId=destination["KeyId"])
     )
+
+
+def test_policy_variables_in_a_resource_name_the_callers_own_resources(kms: Kms) -> None:
+    """IAM's pattern: a user may make aliases named after itself, and no others."""
+    region_account = f"arn:aws:kms:us-east-1:{ACCOUNT_ID}"
+    user = iam_user(
+        kms,
+        _policy(
+            {
+                "Effect": "Allow",
+                "Action": "kms:CreateAlias",
+                "Resource": [
+                    f"{region_account}:alias/${{aws:username}}-*",
+                    f"{region_account}:key/*",
+                ],
+            }
+        ),
+    )
+    key = kms.create_key()
+    name = user.principal.arn.rsplit("/", 1)[1]
+    user.call("CreateAlias", AliasName=f"alias/{name}-mine", TargetKeyId=key["KeyId"])
+    message = _refused(
+        lambda: user.call("CreateAlias", AliasName="alias/someone-else", TargetKeyId=key["KeyId"])
+    )
+    assert message.endswith("because no identity-based policy allows the kms:CreateAlias action")
+    # In a 2008-10-17 policy ${...} is plain text: it names no alias the user can make.
+    legacy = iam_user(
+        kms,
+        json.dumps(
+            {
+                "Version": "2008-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "kms:CreateAlias",
+                        "Resource": [
+                            f"{region_account}:alias/${{aws:username}}-*",
+                            f"{region_account}:key/*",
+                        ],
+                    }
+                ],
+            }
+        ),
+    )
+    legacy_name = legacy.principal.arn.rsplit("/", 1)[1]
+    _refused(
+        lambda: legacy.call(
+            "CreateAlias", AliasName=f"alias/{legacy_name}-x", TargetKeyId=key["KeyId"]
+        )
+    )

@@ -216,9 +216,11 @@ def _plain(pattern: _Pattern) -> str:
     return "".join(char for char, _ in pattern)
 
 
-def wildcard_matches(pattern: str, text: str) -> bool:
-    """IAM's * and ? wildcards, in linear time (for Action and Resource elements too)."""
-    return _glob(_untouched(pattern), text)
+def wildcard_matches(pattern: str, text: str, variables: Mapping[str, str] | None = None) -> bool:
+    """IAM's * and ? wildcards, in linear time (for Action and Resource elements too), with
+    ``variables`` substituted for ${...} (a variable without a value matches nothing)."""
+    resolved = _resolve(pattern, variables)
+    return resolved is not None and _glob(resolved, text)
 
 
 def _glob(pattern: Sequence[_Char], text: str) -> bool:

@@ -56,7 +56,14 @@ def evaluate(
         found = _reach(statement, caller)
         if found is Reach.NONE:
             continue
-        if not statement.action_matches(action) or not statement.resource_matches(resource):
+        if not statement.action_matches(action):
+            continue
+        if statement.resource_variables and document.variables:
+            if keys is None:
+                keys = condition_keys()
+            if not statement.resource_matches(resource, keys[1]):
+                continue
+        elif not statement.resource_matches(resource):
             continue
         if statement.condition is not None:
             if keys is None:

@@ -63,10 +63,18 @@ class Patterns:
     prefixes: tuple[str, ...] = ()
     everything: bool = False
 
-    def matches(self, value: str) -> bool:
+    # Resource patterns with ${...} policy variables, matched once the request's values are
+    # known (a Version 2012-10-17 document only).
+    with_variables: tuple[str, ...] = ()
+
+    def matches(self, value: str, variables: Mapping[str, str] | None = None) -> bool:
         if self.everything or value in self.exact or value.startswith(self.prefixes):
             return True
-        return any(wildcard_matches(pattern, value) for pattern in self.wildcards)
+        if any(wildcard_matches(pattern, value) for pattern in self.wildcards):
+            return True
+        return variables is not None and any(
+            wildcard_matches(pattern, value, variables) for pattern in self.with_variables
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +96,17 @@ class Statement:
         assert self.not_actions is not None
         return not self.not_actions.matches(action)
 
-    def resource_matches(self, resource: str) -> bool:
+    @property
+    def resource_variables(self) -> bool:
+        """Whether matching the resource needs the request's policy variables."""
+        patterns = self.resources if self.resources is not None else self.not_resources
+        return patterns is not None and bool(patterns.with_variables)
+
+    def resource_matches(self, resource: str, variables: Mapping[str, str] | None = None) -> bool:
         if self.resources is not None:
-            return self.resources.matches(resource)
+            return self.resources.matches(resource, variables)
         assert self.not_resources is not None
-        return not self.not_resources.matches(resource)
+        return not self.not_resources.matches(resource, variables)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +147,14 @@ def parse_policy(text: str, require_principal: bool = True) -> PolicyDocument:
         raise MalformedPolicyDocumentException(
             "The policy document must contain at least one statement."
         )
+    variables = version == "2012-10-17"
     return PolicyDocument(
-        tuple(_statement(s, require_principal) for s in statements),
-        variables=version == "2012-10-17",
+        tuple(_statement(s, require_principal, variables) for s in statements),
+        variables=variables,
     )
 
 
-def _statement(raw: Any, require_principal: bool) -> Statement:
+def _statement(raw: Any, require_principal: bool, variables: bool) -> Statement:
     if not isinstance(raw, dict):
         raise MalformedPolicyDocumentException("Each policy statement must be an object.")
     effect = raw.get("Effect")
@@ -176,9 +191,15 @@ def _statement(raw: Any, require_principal: bool) -> Statement:
         not_actions=(
             _patterns(raw["NotAction"], "NotAction", lower=True) if "NotAction" in raw else None
         ),
-        resources=_patterns(raw["Resource"], "Resource") if "Resource" in raw else None,
+        resources=(
+            _patterns(raw["Resource"], "Resource", variables=variables)
+            if "Resource" in raw
+            else None
+        ),
         not_resources=(
-            _patterns(raw["NotResource"], "NotResource") if "NotResource" in raw else None
+            _patterns(raw["NotResource"], "NotResource", variables=variables)
+            if "NotResource" in raw
+            else None
         ),
         condition=condition,
     )
@@ -193,12 +214,16 @@ def _strings(value: Any, element: str) -> list[str]:
     return values
 
 
-def _patterns(value: Any, element: str, lower: bool = False) -> Patterns:
+def _patterns(value: Any, element: str, lower: bool = False, variables: bool = False) -> Patterns:
     exact: set[str] = set()
     wildcards: list[str] = []
     prefixes: list[str] = []
+    with_variables: list[str] = []
     for text in _strings(value, element):
         text = text.lower() if lower else text
+        if variables and "${" in text:
+            with_variables.append(text)
+            continue
         head = text[:-1]
         if text.endswith("*") and "*" not in head and "?" not in head:
             prefixes.append(head)  # "" for "*": every name starts with it
@@ -206,7 +231,13 @@ def _patterns(value: Any, element: str, lower: bool = False) -> Patterns:
             wildcards.append(text)
         else:
             exact.add(text)
-    return Patterns(frozenset(exact), tuple(wildcards), tuple(prefixes), everything="" in prefixes)
+    return Patterns(
+        frozenset(exact),
+        tuple(wildcards),
+        tuple(prefixes),
+        everything="" in prefixes,
+        with_variables=tuple(with_variables),
+    )
 
 
 def _principals(value: Any) -> Principals:
