@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from openkms.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, is_loopback
+
+if TYPE_CHECKING:
+    from openkms.iam.accounts import IssuedCredentials
 
 
 def _default_data_dir() -> Path:
@@ -234,8 +239,7 @@ def create_account(
         new_secret_access_key,
     )
 
-    db, root_key = _open_for_admin(data_dir, database_url, root_key_file)
-    try:
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, root_key):
         issued = ensure_account_with_key(
             db,
             root_key,
@@ -244,27 +248,16 @@ def create_account(
             new_access_key_id(),
             new_secret_access_key(),
         )
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        db.dispose()
-    click.echo(
-        json.dumps(
-            {
-                "AccountId": issued.account_id,
-                "Arn": issued.principal_arn,
-                "AccessKeyId": issued.access_key_id,
-                "SecretAccessKey": issued.secret_access_key,
-            },
-            indent=2,
-        )
-    )
+    _print_credentials(issued)
 
 
-def _open_for_admin(
+@contextlib.contextmanager
+def _admin_storage(
     data_dir: Path, database_url: str | None, root_key_file: Path | None
-) -> tuple[Any, Any]:
-    """The storage of a data directory, with a server beside it told of each change at once."""
+) -> Iterator[tuple[Any, Any]]:
+    """The storage of a data directory, as ``(db, root key)``, with a server beside it told
+    of each change at once. A refusal of the command (a ``ValueError``: an unknown account,
+    a name taken, …) becomes the command's error message, not a traceback."""
     from openkms.server.change_feed import SharedSequence
     from openkms.server.runtime import CHANGE_SEQUENCE_FILE, StartupError, open_storage
 
@@ -275,7 +268,24 @@ def _open_for_admin(
         raise click.ClickException(str(error)) from None
     shared = SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE)
     db.add_sequence_listener(shared.advance)
-    return db, root_key
+    try:
+        yield db, root_key
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+
+
+def _print_credentials(issued: IssuedCredentials, **first: str) -> None:
+    """New credentials as JSON: the only time their secret is shown."""
+    fields = {
+        "AccountId": issued.account_id,
+        **first,
+        "Arn": issued.principal_arn,
+        "AccessKeyId": issued.access_key_id,
+        "SecretAccessKey": issued.secret_access_key,
+    }
+    click.echo(json.dumps(fields, indent=2))
 
 
 def _account_options(command: Any) -> Any:
@@ -318,28 +328,11 @@ def create_user_command(
     """Create an IAM user in an account, with an access key, and print it as JSON. The user
     may do nothing until a policy (its own, or a key policy naming it) allows it."""
     from openkms.clock import clock_from_environment
-    from openkms.iam.users import IdentityError, create_user
+    from openkms.iam.users import create_user
 
-    db, root_key = _open_for_admin(data_dir, database_url, root_key_file)
-    try:
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, root_key):
         user, issued = create_user(db, root_key, clock_from_environment(), account_id, user_name)
-    except (IdentityError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        db.dispose()
-    click.echo(
-        json.dumps(
-            {
-                "AccountId": user.account_id,
-                "UserName": user.user_name,
-                "UserId": user.user_id,
-                "Arn": user.arn,
-                "AccessKeyId": issued.access_key_id,
-                "SecretAccessKey": issued.secret_access_key,
-            },
-            indent=2,
-        )
-    )
+    _print_credentials(issued, UserName=user.user_name, UserId=user.user_id)
 
 
 @admin.command("put-user-policy")
@@ -360,17 +353,12 @@ def put_user_policy_command(
     policy_document: str,
 ) -> None:
     """Attach (or replace) an inline identity policy of a user, as IAM's PutUserPolicy."""
-    from openkms.iam.users import IdentityError, put_user_policy
+    from openkms.iam.users import put_user_policy
 
     if policy_document.startswith("file://"):
         policy_document = Path(policy_document.removeprefix("file://")).read_text()
-    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
-    try:
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
         put_user_policy(db, account_id, user_name, policy_name, policy_document)
-    except IdentityError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        db.dispose()
 
 
 @admin.command("delete-user-policy")
@@ -385,15 +373,10 @@ def delete_user_policy_command(
     policy_name: str,
 ) -> None:
     """Remove an inline identity policy of a user."""
-    from openkms.iam.users import IdentityError, delete_user_policy
+    from openkms.iam.users import delete_user_policy
 
-    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
-    try:
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
         delete_user_policy(db, account_id, user_name, policy_name)
-    except IdentityError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        db.dispose()
 
 
 @admin.command("create-access-key")
@@ -408,26 +391,11 @@ def create_access_key_command(
 ) -> None:
     """Create a further access key (at most two each, as IAM) and print it as JSON."""
     from openkms.clock import clock_from_environment
-    from openkms.iam.users import IdentityError, create_access_key
+    from openkms.iam.users import create_access_key
 
-    db, root_key = _open_for_admin(data_dir, database_url, root_key_file)
-    try:
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, root_key):
         issued = create_access_key(db, root_key, clock_from_environment(), account_id, user_name)
-    except (IdentityError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        db.dispose()
-    click.echo(
-        json.dumps(
-            {
-                "AccountId": issued.account_id,
-                "Arn": issued.principal_arn,
-                "AccessKeyId": issued.access_key_id,
-                "SecretAccessKey": issued.secret_access_key,
-            },
-            indent=2,
-        )
-    )
+    _print_credentials(issued)
 
 
 @admin.command("list-access-keys")
@@ -441,15 +409,10 @@ def list_access_keys_command(
     user_name: str | None,
 ) -> None:
     """List a principal's access keys (never their secrets) as JSON."""
-    from openkms.iam.users import IdentityError, list_access_keys
+    from openkms.iam.users import list_access_keys
 
-    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
-    try:
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
         keys = list_access_keys(db, account_id, user_name)
-    except (IdentityError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        db.dispose()
     listed = [
         {
             "AccessKeyId": k.access_key_id,
@@ -475,15 +438,10 @@ def update_access_key_command(
     status: str,
 ) -> None:
     """Deactivate or reactivate an access key (effective from the next request)."""
-    from openkms.iam.users import IdentityError, set_access_key_status
+    from openkms.iam.users import set_access_key_status
 
-    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
-    try:
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
         set_access_key_status(db, account_id, access_key_id, status)
-    except IdentityError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        db.dispose()
 
 
 @admin.command("delete-access-key")
@@ -497,12 +455,7 @@ def delete_access_key_command(
     access_key_id: str,
 ) -> None:
     """Delete an access key for good."""
-    from openkms.iam.users import IdentityError, delete_access_key
+    from openkms.iam.users import delete_access_key
 
-    db, _ = _open_for_admin(data_dir, database_url, root_key_file)
-    try:
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
         delete_access_key(db, account_id, access_key_id)
-    except IdentityError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        db.dispose()

@@ -129,7 +129,9 @@ class PolicyAuthorizer:
     def authorize(self, request: AuthorizationRequest) -> None:
         caller = _caller(request.principal)
         same_account = request.resource_account == caller.account_id
-        identity = self._identity_outcome(request, caller)
+        # One set of condition keys for both passes, built only if a Condition asks.
+        condition_keys = _condition_keys(request)
+        identity = self._identity_outcome(request, caller, condition_keys)
         if identity.denied:
             raise access_denied(request, EXPLICIT_IDENTITY_DENY)
         # A root user's identity policy is implicit: everything in its own account.
@@ -146,7 +148,7 @@ class PolicyAuthorizer:
             if not identity_allows:
                 raise access_denied(request, NO_IDENTITY_POLICY)
             return
-        outcome = self.key_policy_outcome(request, caller)
+        outcome = self.key_policy_outcome(request, caller, condition_keys)
         if outcome.denied:
             raise access_denied(request, EXPLICIT_DENY)
         if outcome.reach is Reach.NONE:
@@ -159,7 +161,9 @@ class PolicyAuthorizer:
         if not identity_allows:
             raise access_denied(request, NO_IDENTITY_POLICY)
 
-    def key_policy_outcome(self, request: AuthorizationRequest, caller: Caller) -> Outcome:
+    def key_policy_outcome(
+        self, request: AuthorizationRequest, caller: Caller, condition_keys: ConditionKeys
+    ) -> Outcome:
         assert request.key is not None
         if request.policy is None:
             try:
@@ -169,17 +173,16 @@ class PolicyAuthorizer:
         else:
             document = parse_policy(request.policy)
         # The resource of a key policy statement is the key ("*", or its ARN).
-        return evaluate(
-            document, caller, request.action, request.resource_arn, _condition_keys(request)
-        )
+        return evaluate(document, caller, request.action, request.resource_arn, condition_keys)
 
-    def _identity_outcome(self, request: AuthorizationRequest, caller: Caller) -> Outcome:
+    def _identity_outcome(
+        self, request: AuthorizationRequest, caller: Caller, condition_keys: ConditionKeys
+    ) -> Outcome:
         if caller.is_root or self._identities is None:
             return NOTHING_APPLIES
         documents = self._identities.of(caller.arn)
         if not documents:
             return NOTHING_APPLIES
-        condition_keys = _condition_keys(request)
         reach = Reach.NONE
         for document in documents:
             outcome = evaluate(
@@ -207,9 +210,15 @@ def _stored_policy_refused(request: AuthorizationRequest, caller: Caller) -> Out
 
 
 def _condition_keys(request: AuthorizationRequest) -> ConditionKeys:
+    """The request's condition keys, made on the first call and the same on every later one
+    (each document evaluated reads the values already worked out)."""
+    made: list[tuple[RequestKeys, PolicyVariables]] = []
+
     def make() -> tuple[RequestKeys, PolicyVariables]:
-        keys = RequestKeys(request)
-        return keys, PolicyVariables(keys)
+        if not made:
+            keys = RequestKeys(request)
+            made.append((keys, PolicyVariables(keys)))
+        return made[0]
 
     return make
 

@@ -207,6 +207,7 @@ class RequestKeys(Mapping[str, ContextValue]):
     def __init__(self, request: AuthorizationRequest) -> None:
         self._request = request
         self._values: dict[str, ContextValue] = {}
+        self._resource_tags: dict[str, str] | None = None
 
     def __getitem__(self, name: str) -> ContextValue:
         name = name.lower()
@@ -235,6 +236,13 @@ class RequestKeys(Mapping[str, ContextValue]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def _tags(self) -> dict[str, str]:
+        """The key's tags, read once per request however many tag keys a policy names."""
+        if self._resource_tags is None:
+            reader = self._request.resource_tags
+            self._resource_tags = reader() if reader is not None else {}
+        return self._resource_tags
+
     def _compute(self, name: str) -> ContextValue:
         request = self._request
         getter = _KEYS.get(name)
@@ -254,7 +262,7 @@ class RequestKeys(Mapping[str, ContextValue]):
         if name.startswith("aws:requesttag/"):
             return _request_tags(request).get(name.removeprefix("aws:requesttag/"))
         if name.startswith("aws:resourcetag/"):
-            tags = request.resource_tags() if request.resource_tags is not None else {}
+            tags = self._tags()
             wanted = name.removeprefix("aws:resourcetag/")
             for key, value in tags.items():
                 if key.lower() == wanted:

@@ -15,7 +15,7 @@ outcome, with the facts gathered here, to the audit sink.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from openkms.audit.events import AuditFacts
@@ -48,9 +48,9 @@ from openkms.ops.declaration import (
     Resolve,
     Resolved,
 )
-from openkms.ops.key_directory import LoadedKey
 from openkms.ops.quotas import RequestQuotas
 from openkms.ops.resolution import request_blob, resolve
+from openkms.ops.tags import stored_tags_reader
 from openkms.protocol import json_protocol
 from openkms.storage import StorageUnavailable
 
@@ -201,6 +201,7 @@ class Dispatcher:
             if source is not None and destination is not None
             else None
         )
+        now, db = self.services.clock.now(), self.services.db
         for permission in declaration.permissions:
             if permission.only_with is not None and permission.only_with not in params:
                 continue
@@ -220,26 +221,15 @@ class Dispatcher:
                     region=ctx.region,
                     key=key,
                     parameters=params,
-                    when=self.services.clock.now(),
+                    when=now,
                     source_ip=ctx.source_ip,
                     secure_transport=ctx.secure_transport,
-                    resource_tags=self._tags_reader(key),
+                    resource_tags=(
+                        None if key is None else stored_tags_reader(db, key.record.key_id)
+                    ),
                     same_key=same_key,
                 )
             )
-
-    def _tags_reader(self, key: LoadedKey | None) -> Callable[[], dict[str, str]] | None:
-        """The key's tags, for aws:ResourceTag conditions: read only when a condition asks
-        (tags are not in the key cache), so only such requests leave the event loop."""
-        if key is None:
-            return None
-        db, key_id = self.services.db, key.record.key_id
-
-        def read() -> dict[str, str]:
-            with db.transaction(readonly=True) as tx:
-                return dict(tx.list_tags(key_id, None, 50))
-
-        return read
 
     def _check_states(self, declaration: Declaration, resolved: Resolved) -> None:
         roles = declaration.state_roles

@@ -14,6 +14,7 @@ from openkms.errors import NotFoundException
 from openkms.ops.context import RequestContext, Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.key_directory import LoadedKey
+from openkms.ops.tags import stored_tags_reader
 
 DEFAULT_POLICY_NAME = "default"
 
@@ -64,11 +65,6 @@ def lockout_request(
     """The caller's request on ``key``, as the lockout check decides it again. ``tags``: the
     key's tags (for aws:ResourceTag conditions); by default read from the database."""
     record = key.record
-
-    def stored_tags() -> dict[str, str]:
-        with services.db.transaction(readonly=True) as tx:
-            return dict(tx.list_tags(record.key_id, None, 50))
-
     return AuthorizationRequest(
         principal=ctx.principal,
         action="kms:PutKeyPolicy",
@@ -80,5 +76,5 @@ def lockout_request(
         when=services.clock.now(),
         source_ip=ctx.source_ip,
         secure_transport=ctx.secure_transport,
-        resource_tags=tags or stored_tags,
+        resource_tags=tags or stored_tags_reader(services.db, record.key_id),
     )

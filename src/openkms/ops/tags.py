@@ -10,6 +10,7 @@ from openkms.errors import TagException
 from openkms.ops.context import Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.pagination import decode_marker, encode_marker
+from openkms.storage import Database
 from openkms.storage.repository import Transaction
 
 MAX_TAGS_PER_KEY = 50
@@ -34,6 +35,18 @@ def _refuse_reserved(tag_keys: Any) -> None:
     for tag_key in tag_keys:
         if tag_key.lower().startswith(_RESERVED):
             raise TagException("Tags beginning with aws: are reserved")
+
+
+def stored_tags_reader(db: Database, key_id: str) -> Callable[[], dict[str, str]]:
+    """A reader of the key's tags, for aws:ResourceTag conditions: called only when a
+    condition asks (tags are not in the key cache), so only such requests leave the event
+    loop."""
+
+    def read() -> dict[str, str]:
+        with db.transaction(readonly=True) as tx:
+            return dict(tx.list_tags(key_id, None, MAX_TAGS_PER_KEY))
+
+    return read
 
 
 def store_tags(tx: Transaction, key_id: str, pairs: list[tuple[str, str]]) -> None:
