@@ -36,11 +36,25 @@ class IdentityChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantsChanged:
+    """A key's grants changed (one was created, retired or revoked)."""
+
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class EverythingChanged:
     """A follower fell too far behind the change log: forget everything cached."""
 
 
-Change = KeyChanged | AliasChanged | AccessKeyChanged | IdentityChanged | EverythingChanged
+Change = (
+    KeyChanged
+    | AliasChanged
+    | AccessKeyChanged
+    | IdentityChanged
+    | GrantsChanged
+    | EverythingChanged
+)
 ChangeListener = Callable[[Iterable[Change]], None]
 
 _SEPARATOR = "|"  # never in an account id, a region or an alias name
@@ -56,6 +70,8 @@ def encode_change(change: Change) -> tuple[str, str]:
         return "access_key", change.access_key_id
     if isinstance(change, IdentityChanged):
         return "identity", change.principal_arn
+    if isinstance(change, GrantsChanged):
+        return "grants", change.key_id
     raise ValueError("EverythingChanged is never logged")
 
 
@@ -69,4 +85,6 @@ def decode_change(kind: str, ident: str) -> Change:
         return AccessKeyChanged(ident)
     if kind == "identity":
         return IdentityChanged(ident)
+    if kind == "grants":
+        return GrantsChanged(ident)
     return EverythingChanged()

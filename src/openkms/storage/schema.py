@@ -196,6 +196,21 @@ iam_user_policies = Table(
     ),
 )
 
+# Grants (revision 0006): a key's permissions for a grantee, beside its key policy.
+grants = Table(
+    "grants",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("key_id", String(36), ForeignKey("kms_keys.key_id"), nullable=False, index=True),
+    Column("name", NulSafeText, nullable=True),
+    Column("grantee_principal", String(256), nullable=False),
+    Column("retiring_principal", String(256), nullable=True, index=True),
+    Column("operations", Text, nullable=False),  # JSON list, in the order given
+    Column("constraints", NulSafeText, nullable=True),  # JSON object, as given
+    Column("issuing_account", String(12), nullable=False),
+    Column("creation_date", UTCDateTime, nullable=False),
+)
+
 # Committed changes in commit order: the change feed every process follows (revision 0003).
 change_log = Table(
     "change_log",
