@@ -116,6 +116,14 @@ class InvalidCiphertextException(KmsError):
     pass
 
 
+class InvalidGrantIdException(KmsError):
+    pass
+
+
+class InvalidGrantTokenException(KmsError):
+    pass
+
+
 class InvalidKeyUsageException(KmsError):
     pass
 

@@ -61,6 +61,10 @@ CROSS_ACCOUNT = {
     "DeriveSharedSecret",
     "Encapsulate",
     "Decapsulate",
+    "CreateGrant",
+    "ListGrants",
+    "RetireGrant",
+    "RevokeGrant",
 }
 # Operations whose request names the key by id (so another account cannot even find it) or
 # that also need a resource of the caller's own (an alias, a second key of its own):

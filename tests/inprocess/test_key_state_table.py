@@ -136,6 +136,10 @@ EXPECTED: dict[str, tuple[Any, ...]] = {
     # Run with a symmetric key, which can be Unavailable.
     "GenerateDataKeyPair": _CRYPTO,
     "GenerateDataKeyPairWithoutPlaintext": _CRYPTO,
+    "CreateGrant": (OK, DIS, DEL, IMP, OK, CRE, OK),
+    "ListGrants": _ALWAYS,
+    "RetireGrant": _ALWAYS,
+    "RevokeGrant": _ALWAYS,
 }
 
 _COLUMN = {
@@ -533,7 +537,66 @@ def _key_pair(with_plaintext: bool) -> Callable[[Subject, dict[str, Any]], None]
     return done
 
 
+def _grant_to_root(s: Subject) -> None:
+    s.extra["grant"] = s.kms.call(
+        "CreateGrant",
+        KeyId=s.key_id,
+        GranteePrincipal=s.kms.principal.arn,
+        Operations=["Encrypt"],
+    )
+
+
+def _grant_ids(s: Subject) -> list[str]:
+    return [g["GrantId"] for g in s.kms.call("ListGrants", KeyId=s.key_id)["Grants"]]
+
+
+def _granted(s: Subject, result: dict[str, Any]) -> None:
+    assert _grant_ids(s) == [result["GrantId"]]
+
+
+def _no_grants(s: Subject) -> None:
+    assert _grant_ids(s) == []
+
+
+def _grant_gone(s: Subject, result: dict[str, Any]) -> None:
+    assert _grant_ids(s) == []
+
+
+def _grant_kept(s: Subject) -> None:
+    assert _grant_ids(s) == [s.extra["grant"]["GrantId"]]
+
+
+def _grants_listed(s: Subject, result: dict[str, Any]) -> None:
+    assert [g["GrantId"] for g in result["Grants"]] == [s.extra["grant"]["GrantId"]]
+
+
 OPERATIONS: dict[str, Operation] = {
+    "CreateGrant": Operation(
+        _nothing,
+        lambda s: s.kms.call(
+            "CreateGrant",
+            KeyId=s.key_id,
+            GranteePrincipal=s.kms.principal.arn,
+            Operations=["Encrypt"],
+        ),
+        _granted,
+        _no_grants,
+    ),
+    "ListGrants": Operation(
+        _grant_to_root, lambda s: s.kms.call("ListGrants", KeyId=s.key_id), _grants_listed
+    ),
+    "RetireGrant": Operation(
+        _grant_to_root,
+        lambda s: s.kms.call("RetireGrant", GrantToken=s.extra["grant"]["GrantToken"]),
+        _grant_gone,
+        _grant_kept,
+    ),
+    "RevokeGrant": Operation(
+        _grant_to_root,
+        lambda s: s.kms.call("RevokeGrant", KeyId=s.key_id, GrantId=s.extra["grant"]["GrantId"]),
+        _grant_gone,
+        _grant_kept,
+    ),
     "GetPublicKey": Operation(
         _nothing,
         lambda s: s.kms.call("GetPublicKey", KeyId=s.key_id),

@@ -264,3 +264,23 @@ def test_a_resource_tag_condition_reads_the_keys_tags(kms: Kms) -> None:
         False,
         lambda: kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x"),
     )
+
+
+def test_a_resource_aliases_condition_reads_the_keys_aliases(kms: Kms) -> None:
+    """kms:ResourceAliases: the key's aliases however the request names the key (here by id),
+    read when the condition asks; a new alias counts from the next request."""
+    key = kms.create_key()
+    kms.call(
+        "PutKeyPolicy",
+        KeyId=key["KeyId"],
+        Policy=_policy(
+            {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/finance"}},
+            ["kms:Encrypt"],
+        ),
+    )
+    encrypt = lambda: kms.call("Encrypt", KeyId=key["KeyId"], Plaintext=b"x")  # noqa: E731
+    _expect(kms, key, "kms:Encrypt", False, encrypt)
+    kms.call("CreateAlias", AliasName="alias/other", TargetKeyId=key["KeyId"])
+    _expect(kms, key, "kms:Encrypt", False, encrypt)
+    kms.call("CreateAlias", AliasName="alias/finance", TargetKeyId=key["KeyId"])
+    encrypt()

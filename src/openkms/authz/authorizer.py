@@ -45,6 +45,7 @@ from openkms.authz.evaluation import (
     evaluate,
     evaluation_outcome,
 )
+from openkms.authz.grants import GRANT_OPERATIONS, Grant, GrantDirectory
 from openkms.authz.identity import IdentityPolicies
 from openkms.authz.policy import parse_policy
 from openkms.authz.request_keys import PolicyVariables, RequestKeys
@@ -109,6 +110,13 @@ class AuthorizationRequest:
     secure_transport: bool = False
     # The key's tags, read only if a condition asks for aws:ResourceTag/… (a database read).
     resource_tags: Callable[[], dict[str, str]] | None = None
+    # The grants the request's GrantTokens name (their grants are looked for even if not yet
+    # cached).
+    grant_ids: tuple[str, ...] = ()
+    # RetireGrant: the grant to retire, whose own terms say who may.
+    grant: Grant | None = None
+    # The key's alias names, read only if a condition asks for kms:ResourceAliases.
+    resource_aliases: Callable[[], list[str]] | None = None
     # Decide with this policy text instead of the key's (the lockout check of a new policy).
     policy: str | None = None
     # ReEncrypt: whether the source and destination are one key (kms:ReEncryptOnSameKey).
@@ -122,9 +130,12 @@ class Authorizer(Protocol):
 
 
 class PolicyAuthorizer:
-    def __init__(self, identities: IdentityPolicies | None = None) -> None:
+    def __init__(
+        self, identities: IdentityPolicies | None = None, grants: GrantDirectory | None = None
+    ) -> None:
         # None: no principal but root users exists (tests of the key-policy rules alone).
         self._identities = identities
+        self._grants = grants
 
     def authorize(self, request: AuthorizationRequest) -> None:
         caller = _caller(request.principal)
@@ -142,6 +153,8 @@ class PolicyAuthorizer:
             if not (same_account and identity_allows):
                 raise access_denied(request, NO_IDENTITY_POLICY)
             return
+        if request.grant is not None and _grant_lets_retire(request, caller, identity_allows):
+            return
         if key.record.key_manager == KEY_MANAGER_AWS and request.policy is None:
             if not same_account or not customer_may(request.action):
                 raise access_denied(request, NO_RESOURCE_POLICY)
@@ -151,15 +164,24 @@ class PolicyAuthorizer:
         outcome = self.key_policy_outcome(request, caller, condition_keys)
         if outcome.denied:
             raise access_denied(request, EXPLICIT_DENY)
-        if outcome.reach is Reach.NONE:
-            raise access_denied(request, NO_RESOURCE_POLICY)
-        if not same_account and request.action not in CROSS_ACCOUNT_ACTIONS:
-            raise access_denied(request, NO_RESOURCE_POLICY)
-        if same_account and outcome.reach is Reach.DIRECT:
-            return  # the key policy names the caller: enough within the account
-        # Delegated to the account, or another account's caller: its own policies decide too.
-        if not identity_allows:
-            raise access_denied(request, NO_IDENTITY_POLICY)
+        refusal = _policy_refusal(request, outcome.reach, same_account, identity_allows)
+        if refusal is not None and not self._grant_allows(request):
+            raise access_denied(request, refusal)
+
+    def _grant_allows(self, request: AuthorizationRequest) -> bool:
+        """Whether a grant of the key gives the caller this action (explicit Denies were
+        checked already: they win over grants too)."""
+        if self._grants is None or request.key is None or request.policy is not None:
+            return False
+        operation = request.action.removeprefix("kms:")
+        if operation not in GRANT_OPERATIONS or operation == "RetireGrant":
+            # A grant's RetireGrant lets its grantee retire that grant only (decided with the
+            # grant being retired), never the key's other grants.
+            return False
+        grants = self._grants.for_grantee(
+            request.key.record.key_id, grantee_names(request.principal), request.grant_ids
+        )
+        return any(grant.allows(operation, request.parameters) for grant in grants)
 
     def key_policy_outcome(
         self, request: AuthorizationRequest, caller: Caller, condition_keys: ConditionKeys
@@ -192,6 +214,41 @@ class PolicyAuthorizer:
                 return outcome
             reach = max(reach, outcome.reach)
         return evaluation_outcome(False, reach)
+
+
+def _policy_refusal(
+    request: AuthorizationRequest, reach: Reach, same_account: bool, identity_allows: bool
+) -> str | None:
+    """Why the policies do not allow the request (None: they do)."""
+    if reach is Reach.NONE:
+        return NO_RESOURCE_POLICY
+    if not same_account and request.action not in CROSS_ACCOUNT_ACTIONS:
+        return NO_RESOURCE_POLICY
+    if same_account and reach is Reach.DIRECT:
+        return None  # the key policy names the caller: enough within the account
+    # Delegated to the account, or another account's caller: its own policies decide too.
+    return None if identity_allows else NO_IDENTITY_POLICY
+
+
+def _grant_lets_retire(
+    request: AuthorizationRequest, caller: Caller, identity_allows: bool
+) -> bool:
+    """AWS: a grant may be retired by its retiring principal, by its grantee if it gives
+    RetireGrant, and by the account that made it (its root user, or a principal its own
+    policies allow). Anyone else needs the policies to allow kms:RetireGrant."""
+    grant = request.grant
+    assert grant is not None
+    names = grantee_names(request.principal)
+    if grant.retiring is not None and grant.retiring in names:
+        return True
+    if grant.grantee in names and "RetireGrant" in grant.operations:
+        return True
+    return caller.account_id == grant.issuing_account and identity_allows
+
+
+def grantee_names(principal: Principal) -> tuple[str, ...]:
+    """The names a grant may give the caller by."""
+    return (principal.arn,)
 
 
 # What the owning account's root user may still do with a key whose stored policy this

@@ -58,9 +58,28 @@ def _encryption_context(request: AuthorizationRequest) -> Mapping[str, str] | No
     action = request.action.lower()
     if action not in _ENCRYPTION_ACTIONS and action != "kms:creategrant":
         return None
+    if action == "kms:creategrant":
+        # For CreateGrant the context is the one the grant's constraint names.
+        constraints = request.parameters.get("Constraints") or {}
+        return dict(
+            constraints.get("EncryptionContextEquals")
+            or constraints.get("EncryptionContextSubset")
+            or {}
+        )
     member = _ENCRYPTION_CONTEXT.get(action, "EncryptionContext")
     context: Mapping[str, str] = request.parameters.get(member) or {}
     return context
+
+
+_CREATE_GRANT = frozenset({"kms:creategrant"})
+_CREATE_GRANT_FAMILY = frozenset({"kms:creategrant", "kms:listgrants", "kms:revokegrant"})
+
+
+def _grant_constraint_types(request: AuthorizationRequest) -> ContextValue:
+    if request.action.lower() not in _CREATE_GRANT:
+        return None
+    constraints = request.parameters.get("Constraints")
+    return None if not constraints else sorted(constraints)
 
 
 def _encryption_context_keys(request: AuthorizationRequest) -> ContextValue:
@@ -188,6 +207,18 @@ _KEYS: dict[str, _Getter] = {
     ),
     "kms:validto": _parameter("ValidTo", frozenset({"kms:importkeymaterial"})),
     "kms:reencryptonsamekey": lambda r: r.same_key,
+    # The key's aliases: read from the database only when a condition asks.
+    "kms:resourcealiases": lambda r: (
+        r.resource_aliases() if r.key is not None and r.resource_aliases is not None else None
+    ),
+    "kms:grantoperations": _parameter("Operations", _CREATE_GRANT),
+    "kms:granteeprincipal": _parameter("GranteePrincipal", _CREATE_GRANT),
+    "kms:retiringprincipal": _parameter("RetiringPrincipal", _CREATE_GRANT),
+    "kms:grantconstrainttype": _grant_constraint_types,
+    # No openkms caller is an AWS service integrated with KMS.
+    "kms:grantisforawsresource": lambda r: (
+        False if r.action.lower() in _CREATE_GRANT_FAMILY else None
+    ),
     "aws:principalarn": lambda r: r.principal.arn,
     "aws:principalaccount": lambda r: r.principal.account_id,
     "aws:principaltype": _principal_type,

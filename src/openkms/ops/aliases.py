@@ -3,6 +3,7 @@ the alias name, found the keys and checked their states."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from openkms.domain.keys import locked_key
@@ -14,10 +15,26 @@ from openkms.ops.context import RequestContext, Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.pagination import decode_marker, encode_marker
 from openkms.ops.resolution import ALIAS_PREFIX
-from openkms.storage import AliasRecord, DuplicateEntry
+from openkms.storage import AliasRecord, Database, DuplicateEntry, KeyRecord
 
 _MARKER_KIND = "aliases"
 _MAX_PAGE = 100
+# AWS evaluates kms:ResourceAliases over at most 50 aliases of a key.
+_RESOURCE_ALIASES = 50
+
+
+def stored_aliases_reader(db: Database, key: KeyRecord) -> Callable[[], list[str]]:
+    """A reader of the key's alias names, for kms:ResourceAliases conditions: called only when
+    a condition asks (the key cache does not hold a key's aliases)."""
+
+    def read() -> list[str]:
+        with db.transaction(readonly=True) as tx:
+            records = tx.list_aliases(
+                key.account_id, key.region, key.key_id, None, _RESOURCE_ALIASES
+            )
+        return [record.alias_name for record in records]
+
+    return read
 
 
 @handles("CreateAlias")

@@ -25,6 +25,13 @@ _RECIPIENT_UNSUPPORTED = {
     "Recipient": "Recipient (Nitro Enclaves attestation) is not supported by this openkms server."
 }
 
+# Grants to AWS service principals serve AWS services' own use of a key: no such service
+# calls openkms (docs/behaviour.md).
+_SERVICE_PRINCIPALS = {
+    member: f"{member} is not supported by this openkms server: no AWS service calls it."
+    for member in ("GranteeServicePrincipal", "RetiringServicePrincipal")
+}
+
 
 def _data_key_size(req: dict[str, Any]) -> None:
     if ("KeySpec" in req) == ("NumberOfBytes" in req):
@@ -366,28 +373,42 @@ _ALL: tuple[Declaration, ...] = (
             "GranteeServicePrincipal",
             "RetiringServicePrincipal",
         ),
+        unsupported_members=_SERVICE_PRINCIPALS,
+        implemented=True,
     ),
     _key_op(
         "ListGrants",
         read_only=True,
         audit=("KeyId", "GrantId", "GranteePrincipal", "GranteeServicePrincipal", "Limit"),
+        unsupported_members=_SERVICE_PRINCIPALS,
+        implemented=True,
     ),
     _account_op(
         "ListRetirableGrants",
         read_only=True,
         audit=("RetiringPrincipal", "RetiringServicePrincipal", "Limit", "Marker"),
+        unsupported_members=_SERVICE_PRINCIPALS,
+        implemented=True,
     ),
-    # RetireGrant may name its grant by token alone; the token is never recorded.
+    # RetireGrant may name its grant by token alone; the token is never recorded. Who may
+    # retire is the grant's to say first (its retiring principal, its grantee if it gives
+    # RetireGrant, its account), then the policies (openkms.authz).
     Declaration(
         name="RetireGrant",
         permissions=(Permission("kms:RetireGrant"),),
-        resolve=Resolve.OPTIONAL_KEY,
+        resolve=Resolve.GRANT,
         read_only=False,
         dry_run=True,
         audit_parameters=("KeyId", "GrantId"),
-        implemented=False,
+        implemented=True,
     ),
-    _key_op("RevokeGrant", read_only=False, dry_run=True, audit=("KeyId", "GrantId")),
+    _key_op(
+        "RevokeGrant",
+        read_only=False,
+        dry_run=True,
+        audit=("KeyId", "GrantId"),
+        implemented=True,
+    ),
     # -- lifecycle --------------------------------------------------------------------------
     _key_op(
         "ScheduleKeyDeletion",

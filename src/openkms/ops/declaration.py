@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from openkms.crypto.key_specs import AlgorithmFamily, KeyUsage
 
 if TYPE_CHECKING:
+    from openkms.authz.grants import Grant
     from openkms.crypto.ciphertext_blob import CiphertextBlob
     from openkms.ops.context import RequestContext, Services
     from openkms.ops.key_directory import LoadedKey
@@ -36,6 +37,8 @@ class Resolve(Enum):
     ALIAS_RETARGET = "alias-retarget"
     ALIAS = "alias"  # AliasName -> "alias", and the key it names -> "key"
     CUSTOM_KEY_STORE = "custom-key-store"
+    # RetireGrant: the grant its GrantToken names, or KeyId + GrantId -> "key" (its key)
+    GRANT = "grant"
 
 
 ACCOUNT_RESOURCE = "*"
@@ -74,6 +77,7 @@ class Resolved:
     alias_name: str | None = None
     alias_arn: str | None = None
     blob: CiphertextBlob | None = None
+    grant: Grant | None = None  # the grant a RetireGrant names
 
 
 @dataclass(frozen=True, slots=True)

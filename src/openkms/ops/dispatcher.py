@@ -22,6 +22,7 @@ from openkms.audit.events import AuditFacts
 from openkms.auth.authenticator import Authenticator
 from openkms.auth.sigv4 import SignedRequest
 from openkms.authz import AuthorizationRequest, Authorizer
+from openkms.authz.grant_tokens import grant_ids_of
 from openkms.crypto.ciphertext_blob import CiphertextBlob, MalformedBlob
 from openkms.crypto.key_specs import spec_info
 from openkms.domain.key_states import STATE_TABLE, check_state
@@ -38,6 +39,7 @@ from openkms.errors import (
 from openkms.iam.principal import Principal
 from openkms.keystore import UnsupportedByKeyStore
 from openkms.model import ServiceModel, validate_input
+from openkms.ops.aliases import stored_aliases_reader
 from openkms.ops.context import RequestContext, Services
 from openkms.ops.declaration import (
     ACCOUNT_RESOURCE,
@@ -159,10 +161,12 @@ class Dispatcher:
         for member, message in declaration.unsupported_members.items():
             if member in params:
                 raise UnsupportedOperationException(message)
+        # Before anything is looked up: a token that is not one is refused whatever it names.
+        grant_ids = grant_ids_of(params.get("GrantTokens"))
         try:
             resolved = resolve(declaration.resolve, self.services, ctx, params)
             facts.resources = _resources(resolved)
-            self._authorize(declaration, ctx, params, resolved)
+            self._authorize(declaration, ctx, params, resolved, grant_ids)
             if self.quotas is not None and not facts.quota_charged:
                 # After authorisation: the class depends on the key's type, which a caller
                 # who may not use the key must not be able to probe.
@@ -194,6 +198,7 @@ class Dispatcher:
         ctx: RequestContext,
         params: dict[str, Any],
         resolved: Resolved,
+        grant_ids: tuple[str, ...],
     ) -> None:
         source, destination = resolved.keys.get("source"), resolved.keys.get("destination")
         same_key = (
@@ -227,7 +232,12 @@ class Dispatcher:
                     resource_tags=(
                         None if key is None else stored_tags_reader(db, key.record.key_id)
                     ),
+                    resource_aliases=(
+                        None if key is None else stored_aliases_reader(db, key.record)
+                    ),
                     same_key=same_key,
+                    grant_ids=grant_ids,
+                    grant=resolved.grant,
                 )
             )
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from openkms.authz.grant_tokens import grant_id_of, is_grant_id
+from openkms.authz.grants import Grant
 from openkms.crypto.ciphertext_blob import CiphertextBlob, MalformedBlob
 from openkms.errors import (
     InvalidCiphertextException,
+    InvalidGrantIdException,
     NotAuthorizedException,
     NotFoundException,
     ValidationException,
@@ -24,6 +27,7 @@ from openkms.ops.context import RequestContext, Services
 from openkms.ops.declaration import Resolve, Resolved
 from openkms.ops.key_directory import LoadedKey
 from openkms.ops.managed_keys import materialise_managed_key
+from openkms.storage.records import GrantRecord
 
 ALIAS_PREFIX = "alias/"
 _RESERVED_ALIAS_PREFIX = "alias/aws/"
@@ -67,7 +71,41 @@ def resolve(
     elif kind is Resolve.ALIAS:
         _alias(services, ctx, params["AliasName"], resolved)
         resolved.keys["key"] = _existing_alias_target(services, ctx, resolved)
+    elif kind is Resolve.GRANT:
+        _grant(services, ctx, params, resolved)
     return resolved
+
+
+def _grant(
+    services: Services, ctx: RequestContext, params: dict[str, Any], resolved: Resolved
+) -> None:
+    """RetireGrant's grant: by its token, or by its key and id."""
+    token = params.get("GrantToken")
+    if token is not None:
+        grant_id = grant_id_of(token)
+        record = _grant_record(services, grant_id)
+        key = services.keys.get(record.key_id) if record is not None else None
+        if record is None or key is None or key.record.region != ctx.region:
+            raise NotFoundException("Grant not found.")
+    else:
+        if "KeyId" not in params or "GrantId" not in params:
+            raise ValidationException(
+                "Either GrantToken, or both KeyId and GrantId, must be specified."
+            )
+        key = find_key(services, ctx, params["KeyId"], allow_alias=False)
+        grant_id = params["GrantId"]
+        if not is_grant_id(grant_id):
+            raise InvalidGrantIdException("Grant ID is not valid.")
+        record = _grant_record(services, grant_id)
+        if record is None or record.key_id != key.record.key_id:
+            raise NotFoundException(f"Grant ID {grant_id} not found")
+    resolved.keys["key"] = key
+    resolved.grant = Grant.from_record(record)
+
+
+def _grant_record(services: Services, grant_id: str) -> GrantRecord | None:
+    with services.db.transaction(readonly=True) as tx:
+        return tx.get_grant(grant_id)
 
 
 def find_key(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from openkms.audit import AuditSink, LogAuditSink
 from openkms.auth.authenticator import Authenticator
 from openkms.authz import PolicyAuthorizer
+from openkms.authz.grants import GrantDirectory
 from openkms.authz.identity import IdentityPolicies
 from openkms.clock import Clock, clock_from_environment
 from openkms.iam.accounts import (
@@ -114,7 +115,9 @@ def build_runtime(
         clock=clock,
         keys=KeyDirectory(db, config.cache_seconds),
     )
-    services.authorizer = PolicyAuthorizer(IdentityPolicies(db, config.cache_seconds))
+    services.authorizer = PolicyAuthorizer(
+        IdentityPolicies(db, config.cache_seconds), GrantDirectory(db, config.cache_seconds)
+    )
     authenticator = Authenticator(
         db, root_key, clock, config.region_allowed, cache_seconds=config.cache_seconds
     )

@@ -80,3 +80,16 @@ class UserRecord:
     user_id: str
     arn: str
     created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    grant_id: str
+    key_id: str
+    name: str | None
+    grantee_principal: str
+    retiring_principal: str | None
+    operations: str  # JSON list
+    constraints: str | None  # JSON object
+    issuing_account: str
+    creation_date: dt.datetime

@@ -14,6 +14,7 @@ from openkms.storage.changes import (
     AccessKeyChanged,
     AliasChanged,
     Change,
+    GrantsChanged,
     IdentityChanged,
     KeyChanged,
     decode_change,
@@ -22,6 +23,7 @@ from openkms.storage.changes import (
 from openkms.storage.records import (
     AccessKeyRecord,
     AliasRecord,
+    GrantRecord,
     KeyRecord,
     MaterialRecord,
     UserRecord,
@@ -349,6 +351,8 @@ class Transaction:
             self.changes.add(AliasChanged(row[0], row[1], row[2]))
         self.connection.execute(delete(aliases).where(aliases.c.target_key_id == key_id))
         self.connection.execute(delete(schema.key_tags).where(schema.key_tags.c.key_id == key_id))
+        self.connection.execute(delete(schema.grants).where(schema.grants.c.key_id == key_id))
+        self.changes.add(GrantsChanged(key_id))
         self.connection.execute(
             delete(schema.key_materials).where(schema.key_materials.c.key_id == key_id)
         )
@@ -493,6 +497,55 @@ class Transaction:
             self.connection.execute(
                 delete(table).where(table.c.key_id == key_id, table.c.tag_key.in_(chunk))
             )
+
+    # -- grants -------------------------------------------------------------------------
+
+    def insert_grant(self, record: GrantRecord) -> None:
+        self.connection.execute(insert(schema.grants).values(**_fields(record)))
+        self.changes.add(GrantsChanged(record.key_id))
+
+    def get_grant(self, grant_id: str) -> GrantRecord | None:
+        table = schema.grants
+        row = self.connection.execute(select(table).where(table.c.grant_id == grant_id))
+        found = row.mappings().first()
+        return GrantRecord(**found) if found is not None else None
+
+    def list_grants(
+        self,
+        key_id: str | None = None,
+        *,
+        retiring_principal: str | None = None,
+        grantee_principal: str | None = None,
+        after_grant_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[GrantRecord]:
+        """A key's grants, or the grants a principal may retire, in grant id order."""
+        table = schema.grants
+        query = select(table)
+        if key_id is not None:
+            query = query.where(table.c.key_id == key_id)
+        if retiring_principal is not None:
+            query = query.where(table.c.retiring_principal == retiring_principal)
+        if grantee_principal is not None:
+            query = query.where(table.c.grantee_principal == grantee_principal)
+        if after_grant_id is not None:
+            query = query.where(table.c.grant_id > after_grant_id)
+        query = query.order_by(table.c.grant_id)
+        if limit is not None:
+            query = query.limit(limit)
+        return [GrantRecord(**row) for row in self.connection.execute(query).mappings()]
+
+    def count_grants(self, key_id: str, grantee_principal: str | None = None) -> int:
+        table = schema.grants
+        query = select(func.count()).select_from(table).where(table.c.key_id == key_id)
+        if grantee_principal is not None:
+            query = query.where(table.c.grantee_principal == grantee_principal)
+        return int(self.connection.execute(query).scalar_one())
+
+    def delete_grant(self, grant: GrantRecord) -> None:
+        table = schema.grants
+        self.connection.execute(delete(table).where(table.c.grant_id == grant.grant_id))
+        self.changes.add(GrantsChanged(grant.key_id))
 
     # -- AWS managed keys' predefined aliases ------------------------------------------
 
