@@ -335,6 +335,8 @@ class Target:
     spec_keys: dict[str, str] = field(default_factory=dict)
     ciphertexts: list[tuple[str, bytes]] = field(default_factory=list)  # (blob b64, plaintext)
     spread_keys: list[str] = field(default_factory=list)
+    data_dir: Path | None = None  # openkms: where its storage is, for `openkms admin`
+    grantee: Credentials | None = None  # an IAM user whose Encrypt a grant allows
 
     @property
     def host_header(self) -> str:
@@ -381,7 +383,13 @@ def start_openkms(
     server = ManagedServer(label, command, env, workdir / f"{slug}.log")
     server.wait_ready(lambda: http_status(f"{url}/healthz", context) == 200)
     return Target(
-        label, url, Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), server, context, ca_file
+        label,
+        url,
+        Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY),
+        server,
+        context,
+        ca_file,
+        data_dir=data_dir,
     )
 
 
@@ -459,7 +467,13 @@ TYPICAL_POLICY = {
             "Sid": "Enable IAM User Permissions",
             "Effect": "Allow",
             "Principal": {"AWS": "arn:aws:iam::{account}:root"},
-            "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:PutKeyPolicy"],
+            "Action": [
+                "kms:Describe*",
+                "kms:Get*",
+                "kms:List*",
+                "kms:PutKeyPolicy",
+                "kms:CreateGrant",
+            ],
             "Resource": "*",
         },
         {
@@ -483,6 +497,7 @@ TYPICAL_POLICY = {
     ],
 }
 BENCH_CONTEXT = {"app": "bench"}
+POLICY_OPERATIONS = ("Encrypt 32 B, context", "Encrypt 32 B, key policy", "Encrypt 32 B, grant")
 
 
 def prepare_policy(target: Target) -> None:
@@ -492,6 +507,49 @@ def prepare_policy(target: Target) -> None:
     text = json.dumps(TYPICAL_POLICY).replace("{account}", account)
     metadata = client.create_key(Policy=text, Description="wrk_bench key under a key policy")
     target.spec_keys["policy"] = metadata["KeyMetadata"]["KeyId"]
+
+
+# The grantee's own identity policy: in force (read on every request) but not allowing this
+# Encrypt, so that the grant is what does.
+GRANTEE_IDENTITY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["kms:DescribeKey", "kms:List*"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "kms:ScheduleKeyDeletion", "Resource": "*"},
+    ],
+}
+
+
+def prepare_grant(target: Target) -> None:
+    """An IAM user (``openkms admin``) with an identity policy, allowed Encrypt on the policy
+    key only by a grant with an encryption-context constraint: the slowest allowed path (the
+    identity policy, the key policy and the grant are all evaluated)."""
+    assert target.data_dir is not None
+    admin = [sys.executable, "-m", "openkms", "admin"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENKMS_")}
+    storage = ["--account-id", ACCOUNT_ID, "--data-dir", str(target.data_dir)]
+    made = subprocess.run(
+        [*admin, "create-user", *storage, "--user-name", "bench-grantee"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    user = json.loads(made.stdout)
+    subprocess.run(
+        [*admin, "put-user-policy", *storage, "--user-name", "bench-grantee",
+         "--policy-name", "bench", "--policy-document", json.dumps(GRANTEE_IDENTITY_POLICY)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )  # fmt: skip
+    boto3_client(target).create_grant(
+        KeyId=target.spec_keys["policy"],
+        GranteePrincipal=user["Arn"],
+        Operations=["Encrypt", "Decrypt"],
+        Constraints={"EncryptionContextSubset": BENCH_CONTEXT},
+    )
+    target.grantee = Credentials(user["AccessKeyId"], user["SecretAccessKey"])
 
 
 def create_keys(target: Target, count: int, threads: int) -> float:
@@ -539,14 +597,19 @@ def user_agent() -> str:
     )
 
 
-def sign_pool(target: Target, operation: str, bodies: list[dict[str, Any]]) -> list[Pooled]:
+def sign_pool(
+    target: Target,
+    operation: str,
+    bodies: list[dict[str, Any]],
+    credentials: Credentials | None = None,
+) -> list[Pooled]:
     """Each body as boto3 sends it, signed now with SigV4 (service kms, us-east-1).
 
     boto3 adds ``amz-sdk-invocation-id`` (a UUID per call) and ``amz-sdk-request`` after
     signing; here they are signed too, as the AWS SDK for JavaScript v3 signs them, so that
     every pooled request is distinct even where bodies are equal (DescribeKey).
     """
-    signer = SigV4Auth(target.credentials, "kms", REGION)
+    signer = SigV4Auth(credentials or target.credentials, "kms", REGION)
     url = target.url + "/"
     agent = user_agent()
     pool = []
@@ -613,6 +676,7 @@ class Workload:
     bodies: list[dict[str, Any]]
     check: Callable[[dict[str, Any]], str | None]  # None when the answer to bodies[0] is right
     mode: str = "roundrobin"
+    credentials: Credentials | None = None  # signed as another principal than the target's
 
 
 def random_b64(size: int) -> str:
@@ -685,6 +749,16 @@ def workload(name: str, target: Target, pool_size: int, mode: str) -> Workload:
             for _ in range(pool_size)
         ]
         return Workload("Encrypt", bodies, has("CiphertextBlob"), mode)
+    if name == "Encrypt 32 B, grant":
+        bodies = [
+            {
+                "KeyId": target.spec_keys["policy"],
+                "Plaintext": random_b64(32),
+                "EncryptionContext": BENCH_CONTEXT,
+            }
+            for _ in range(pool_size)
+        ]
+        return Workload("Encrypt", bodies, has("CiphertextBlob"), mode, target.grantee)
     if name == "Encrypt 32 B, spread keys":
         keys = list(target.spread_keys)
         random.shuffle(keys)
@@ -782,7 +856,7 @@ class Runner:
         self._count += 1
         signing_began = time.monotonic()
         load = workload(name, target, pool_size or self.args.pool, mode)
-        pool = sign_pool(target, load.operation, load.bodies)
+        pool = sign_pool(target, load.operation, load.bodies, load.credentials)
         pool_file = self.workdir / f"pool-{self._count}.tsv"
         write_pool(pool_file, pool)
         phase.sign_seconds = round(time.monotonic() - signing_began, 2)
@@ -1256,8 +1330,9 @@ def main(argv: list[str] | None = None) -> int:
             say("\n== Encrypt under a key policy with conditions (openkms) ==")
             target = targets["openkms"]
             prepare_policy(target)
+            prepare_grant(target)
             for conns in args.connections:
-                for name in ("Encrypt 32 B, context", "Encrypt 32 B, key policy"):
+                for name in POLICY_OPERATIONS:
                     runner.run("policy", target, name, conns, args.duration)
 
         # 2. What the response() hook costs wrk (and the throughput), next to each other.

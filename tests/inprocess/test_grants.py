@@ -285,6 +285,18 @@ def test_the_same_name_and_request_is_the_same_grant(kms: Kms) -> None:
         ),
         ({"Operations": ["Encrypt"]}, "ValidationException"),
         ({"GranteePrincipal": ROOT, "Operations": []}, "ValidationException"),
+        ({"GranteePrincipal": ROOT, "Operations": ["CreateGrant"]}, "ValidationException"),
+        (
+            {
+                "GranteePrincipal": ROOT,
+                "Operations": ["Encrypt"],
+                "Constraints": {
+                    "EncryptionContextEquals": {"a": "b"},
+                    "EncryptionContextSubset": {"a": "b"},
+                },
+            },
+            "ValidationException",
+        ),
         ({"GranteePrincipal": ROOT, "Operations": ["Sign"]}, "ValidationException"),
         ({"GranteePrincipal": ROOT, "Operations": ["Nonsense"]}, "ValidationException"),
         (

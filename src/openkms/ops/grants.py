@@ -27,9 +27,8 @@ from openkms.ops.declaration import Call, handles
 from openkms.ops.pagination import decode_marker, encode_marker
 from openkms.storage.records import GrantRecord
 
-# AWS's quotas: grants per key, and grants for one grantee on one key.
+# AWS's quota of grants per key (its former 500 per grantee and key was lifted in 2021).
 MAX_GRANTS_PER_KEY = 50_000
-MAX_GRANTS_PER_GRANTEE = 500
 _DEFAULT_LIMIT = 50
 _MAX_LIMIT = 100
 _MARKER_KIND = "grants"
@@ -124,6 +123,8 @@ def create_grant(services: Services, call: Call) -> dict[str, Any]:
     operations = list(dict.fromkeys(req["Operations"]))
     if not operations:
         raise ValidationException("The list of grant operations must not be empty.")
+    if operations == ["CreateGrant"]:
+        raise ValidationException("Grants must not contain only the CreateGrant operation.")
     allowed = allowed_operations(record.key_usage, spec_info(record.key_spec).symmetric)
     refused = [op for op in operations if op not in allowed]
     if refused:
@@ -132,6 +133,8 @@ def create_grant(services: Services, call: Call) -> dict[str, Any]:
             f"KeySpec {record.key_spec} and KeyUsage {record.key_usage}."
         )
     constraints = req.get("Constraints") or None
+    if constraints is not None and EQUALS in constraints and SUBSET in constraints:
+        raise ValidationException("More than one constraint supplied")
     has_context = constraints is not None and (EQUALS in constraints or SUBSET in constraints)
     if has_context and not spec_info(record.key_spec).symmetric:
         raise ValidationException(
@@ -161,10 +164,6 @@ def create_grant(services: Services, call: Call) -> dict[str, Any]:
         if tx.count_grants(record.key_id) >= MAX_GRANTS_PER_KEY:
             raise LimitExceededException(
                 f"The key {record.arn} already has {MAX_GRANTS_PER_KEY} grants."
-            )
-        if tx.count_grants(record.key_id, grantee) >= MAX_GRANTS_PER_GRANTEE:
-            raise LimitExceededException(
-                f"The key {record.arn} already has {MAX_GRANTS_PER_GRANTEE} grants for {grantee}."
             )
         grant_id = new_grant_id()
         tx.insert_grant(
