@@ -55,22 +55,9 @@ _OPERATIONS_BY_USAGE = {
     "KEY_AGREEMENT": _ANY_KEY | {"DeriveSharedSecret", "GetPublicKey"},
     "ENCAPSULATE_DECAPSULATE": _ANY_KEY | {"Encapsulate", "Decapsulate", "GetPublicKey"},
 }
-# The operations an encryption-context constraint can apply to.
-_WITH_CONTEXT = frozenset(
-    {
-        "Encrypt",
-        "Decrypt",
-        "GenerateDataKey",
-        "GenerateDataKeyWithoutPlaintext",
-        "GenerateDataKeyPair",
-        "GenerateDataKeyPairWithoutPlaintext",
-        "ReEncryptFrom",
-        "ReEncryptTo",
-        "CreateGrant",
-        "RetireGrant",
-        "DescribeKey",
-    }
-)
+# The operations an encryption-context constraint can apply to: a symmetric key's (those
+# without a context, DescribeKey and the grant operations, are not constrained).
+_WITH_CONTEXT = _SYMMETRIC
 
 # A principal a grant may name: an account, a user, a role, a role session or a federated
 # user of an IAM ARN, with the partition this server speaks.
