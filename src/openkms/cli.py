@@ -459,3 +459,272 @@ def delete_access_key_command(
 
     with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
         delete_access_key(db, account_id, access_key_id)
+
+
+def _document(text: str) -> str:
+    """A policy given as JSON text, or as file://PATH (as the AWS CLI takes one)."""
+    if not text.startswith("file://"):
+        return text
+    path = Path(text.removeprefix("file://"))
+    try:
+        return path.read_text()
+    except OSError as error:
+        raise click.ClickException(f"cannot read {path}: {error.strerror}") from None
+
+
+def _role_options(command: Any) -> Any:
+    """The account options and --role-name."""
+    command = click.option("--role-name", required=True, help="1 to 64 letters, digits or _+=,.@-")(
+        command
+    )
+    return _account_options(command)
+
+
+@admin.command("create-role")
+@_role_options
+@click.option(
+    "--assume-role-policy-document",
+    required=True,
+    help="The trust policy (who may assume the role) as JSON text, or file://PATH.",
+)
+@click.option(
+    "--max-session-duration",
+    type=int,
+    default=3600,
+    show_default=True,
+    help="The longest session AssumeRole may give, in seconds (3600 to 43200).",
+)
+def create_role_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    role_name: str,
+    assume_role_policy_document: str,
+    max_session_duration: int,
+) -> None:
+    """Create an IAM role and print it as JSON. Callers its trust policy admits may assume it
+    (STS AssumeRole); its sessions may do what its policies (put-role-policy) allow."""
+    from openkms.clock import clock_from_environment
+    from openkms.iam.roles import create_role
+
+    document = _document(assume_role_policy_document)
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
+        role = create_role(
+            db, clock_from_environment(), account_id, role_name, document, max_session_duration
+        )
+    fields = {
+        "AccountId": role.account_id,
+        "RoleName": role.role_name,
+        "RoleId": role.role_id,
+        "Arn": role.arn,
+        "MaxSessionDuration": role.max_session_duration,
+    }
+    click.echo(json.dumps(fields, indent=2))
+
+
+@admin.command("put-role-policy")
+@_role_options
+@click.option("--policy-name", required=True)
+@click.option("--policy-document", required=True, help="The policy as JSON text, or file://PATH.")
+def put_role_policy_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    role_name: str,
+    policy_name: str,
+    policy_document: str,
+) -> None:
+    """Attach (or replace) an inline identity policy of a role, as IAM's PutRolePolicy."""
+    from openkms.iam.roles import put_role_policy
+
+    document = _document(policy_document)
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
+        put_role_policy(db, account_id, role_name, policy_name, document)
+
+
+@admin.command("delete-role-policy")
+@_role_options
+@click.option("--policy-name", required=True)
+def delete_role_policy_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    role_name: str,
+    policy_name: str,
+) -> None:
+    """Remove an inline identity policy of a role."""
+    from openkms.iam.roles import delete_role_policy
+
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
+        delete_role_policy(db, account_id, role_name, policy_name)
+
+
+@admin.command("delete-role")
+@_role_options
+def delete_role_command(
+    data_dir: Path, database_url: str | None, root_key_file: Path | None, account_id: str,
+    role_name: str,
+) -> None:  # fmt: skip
+    """Delete a role (refused while it has policies, as IAM's DeleteConflict). Its sessions
+    stay valid until they expire, with none of its policies."""
+    from openkms.iam.roles import delete_role
+
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
+        delete_role(db, account_id, role_name)
+
+
+@admin.command("delete-user")
+@_storage_options
+def delete_user_command(
+    data_dir: Path, database_url: str | None, root_key_file: Path | None, account_id: str,
+    user_name: str,
+) -> None:  # fmt: skip
+    """Delete a user (refused while it has access keys, policies or MFA devices, as IAM's
+    DeleteConflict)."""
+    from openkms.iam.roles import delete_user
+
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
+        delete_user(db, account_id, user_name)
+
+
+def _tags(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    tags = []
+    for value in values:
+        key, sep, tag_value = value.partition("=")
+        if not sep:
+            raise click.ClickException(f"a tag is KEY=VALUE, not {value!r}")
+        tags.append((key, tag_value))
+    return tags
+
+
+def _tag_command(kind: str) -> Any:
+    options = _role_options if kind == "role" else _storage_options
+
+    @options
+    @click.option("--tag", "tags", multiple=True, required=True, help="KEY=VALUE (repeatable).")
+    def command(
+        data_dir: Path,
+        database_url: str | None,
+        root_key_file: Path | None,
+        account_id: str,
+        tags: tuple[str, ...],
+        **names: str,
+    ) -> None:
+        from openkms.iam.roles import tag_principal
+
+        parsed = _tags(tags)
+        with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
+            tag_principal(db, account_id, kind, names[f"{kind}_name"], parsed)
+
+    command.__doc__ = (
+        f"Add (or replace) principal tags of a {kind}: aws:PrincipalTag/<key> in policies. At "
+        "most 50; keys 1 to 128 characters, values up to 256; keys ignore case."
+    )
+    return command
+
+
+def _untag_command(kind: str) -> Any:
+    options = _role_options if kind == "role" else _storage_options
+
+    @options
+    @click.option("--tag-key", "keys", multiple=True, required=True, help="Repeatable.")
+    def command(
+        data_dir: Path,
+        database_url: str | None,
+        root_key_file: Path | None,
+        account_id: str,
+        keys: tuple[str, ...],
+        **names: str,
+    ) -> None:
+        from openkms.iam.roles import untag_principal
+
+        with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
+            untag_principal(db, account_id, kind, names[f"{kind}_name"], list(keys))
+
+    command.__doc__ = f"Remove principal tags of a {kind} (a key it does not have is no error)."
+    return command
+
+
+admin.command("tag-user")(_tag_command("user"))
+admin.command("untag-user")(_untag_command("user"))
+admin.command("tag-role")(_tag_command("role"))
+admin.command("untag-role")(_untag_command("role"))
+
+
+@admin.command("create-virtual-mfa-device")
+@_storage_options
+@click.option("--device-name", required=True, help="1 to 226 letters, digits or _+=,.@-")
+def create_virtual_mfa_device_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    account_id: str,
+    user_name: str,
+    device_name: str,
+) -> None:
+    """Create a virtual (TOTP) MFA device for a user and print its serial number and Base32
+    seed as JSON: the only time the seed is shown. Enable it with enable-mfa-device."""
+    from openkms.clock import clock_from_environment
+    from openkms.iam.mfa import create_virtual_mfa_device
+
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, root_key):
+        serial, seed = create_virtual_mfa_device(
+            db, root_key, clock_from_environment(), account_id, user_name, device_name
+        )
+    click.echo(json.dumps({"SerialNumber": serial, "Base32StringSeed": seed}, indent=2))
+
+
+def _mfa_storage_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=_default_data_dir,
+            ),
+            click.option("--database-url", envvar="OPENKMS_DATABASE_URL"),
+            click.option(
+                "--root-key-file", envvar="OPENKMS_ROOT_KEY_FILE", type=click.Path(path_type=Path)
+            ),
+            click.option(
+                "--serial-number", required=True, help="arn:aws:iam::<account>:mfa/<name>"
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@admin.command("enable-mfa-device")
+@_mfa_storage_options
+@click.option("--code1", required=True, help="A code the authenticator shows.")
+@click.option("--code2", required=True, help="The next code it shows.")
+def enable_mfa_device_command(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    serial_number: str,
+    code1: str,
+    code2: str,
+) -> None:
+    """Enable a virtual MFA device with two consecutive codes (as IAM's EnableMFADevice)."""
+    from openkms.clock import clock_from_environment
+    from openkms.iam.mfa import enable_mfa_device
+
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, root_key):
+        enable_mfa_device(db, root_key, clock_from_environment(), serial_number, code1, code2)
+
+
+@admin.command("delete-virtual-mfa-device")
+@_mfa_storage_options
+def delete_virtual_mfa_device_command(
+    data_dir: Path, database_url: str | None, root_key_file: Path | None, serial_number: str
+) -> None:
+    """Delete a virtual MFA device (its seed with it)."""
+    from openkms.iam.mfa import delete_virtual_mfa_device
+
+    with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
+        delete_virtual_mfa_device(db, serial_number)

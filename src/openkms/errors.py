@@ -54,6 +54,10 @@ class UnrecognizedClientException(KmsError):
     pass
 
 
+class ExpiredTokenException(KmsError):
+    """A session token past its expiry (the Query protocol calls it ExpiredToken)."""
+
+
 class AccessDeniedException(KmsError):
     pass
 

@@ -597,10 +597,13 @@ def test_get_caller_identity_with_bad_credentials(server):
     sts_error(unsigned, 403, "MissingAuthenticationToken", MISSING)
 
 
-def test_sts_actions_other_than_get_caller_identity(server):
-    response = sts_request(server, b"Action=AssumeRole&Version=2011-06-15")
+def test_sts_actions_not_served(server):
+    response = sts_request(server, b"Action=GetFederationToken&Version=2011-06-15")
     sts_error(
-        response, 400, "InvalidAction", "Could not find operation AssumeRole for version 2011-06-15"
+        response,
+        400,
+        "InvalidAction",
+        "Could not find operation GetFederationToken for version 2011-06-15",
     )
     assert "http://webservices.amazon.com/AWSFault/2005-15-09" in response.text
     sts_error(

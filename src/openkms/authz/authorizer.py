@@ -31,7 +31,6 @@ only through the AWS service (``kms:ViaService``), which no openkms caller is
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,6 +41,7 @@ from openkms.authz.evaluation import (
     ConditionKeys,
     Outcome,
     Reach,
+    caller_of,
     evaluate,
     evaluation_outcome,
 )
@@ -247,7 +247,9 @@ def _grant_lets_retire(
 
 
 def grantee_names(principal: Principal) -> tuple[str, ...]:
-    """The names a grant may give the caller by."""
+    """The names a grant may give the caller by (a role's grants reach its sessions)."""
+    if principal.policy_arn != principal.arn:
+        return (principal.policy_arn, principal.arn)
     return (principal.arn,)
 
 
@@ -280,15 +282,10 @@ def _condition_keys(request: AuthorizationRequest) -> ConditionKeys:
     return make
 
 
-@functools.lru_cache(maxsize=10_000)
 def _caller(principal: Principal) -> Caller:
-    account_arn = f"arn:aws:iam::{principal.account_id}:root"
-    return Caller(
-        arn=principal.arn,
-        account_id=principal.account_id,
-        is_root=principal.arn == account_arn,
-        account_arn=account_arn,
-    )
+    # One construction for the key policies here and the trust policies of STS (a role
+    # session is named by its role's ARN and by its own).
+    return caller_of(principal)
 
 
 def access_denied(request: AuthorizationRequest, reason: str) -> AccessDeniedException:

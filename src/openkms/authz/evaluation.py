@@ -5,12 +5,14 @@ caller (naming it, or naming its account and so delegating to the account's IAM 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
 from openkms.authz.conditions import ContextValue, condition_block_matches
 from openkms.authz.policy import Effect, PolicyDocument, Principals, Statement
+from openkms.iam.principal import Principal
 
 
 class Reach(IntEnum):
@@ -23,10 +25,28 @@ class Reach(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    arn: str
+    arn: str  # the ARN policies name the caller by: for a role session, the role's
     account_id: str
     is_root: bool
     account_arn: str  # the account's root ARN, as policies name the account
+    # A role session is also named by its own ARN (arn:aws:sts::…:assumed-role/R/S).
+    session_arn: str | None = None
+
+    def named_in(self, names: frozenset[str]) -> bool:
+        return self.arn in names or (self.session_arn is not None and self.session_arn in names)
+
+
+@functools.lru_cache(maxsize=10_000)
+def caller_of(principal: Principal) -> Caller:
+    account_arn = f"arn:aws:iam::{principal.account_id}:root"
+    policy_arn = principal.policy_arn
+    return Caller(
+        arn=policy_arn,
+        account_id=principal.account_id,
+        is_root=principal.arn == account_arn,
+        account_arn=account_arn,
+        session_arn=principal.arn if policy_arn != principal.arn else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +117,12 @@ def _reach(statement: Statement, caller: Caller) -> Reach:
     listed = statement.not_principals
     # Only the caller itself is exempt: listing the account exempts its root user, not every
     # principal in it (AWS's pattern lists both the user and the account to exempt the user).
-    excluded = listed.everyone or caller.arn in listed.aws
+    excluded = listed.everyone or caller.named_in(listed.aws)
     return Reach.NONE if excluded else Reach.DIRECT
 
 
 def principal_reach(principals: Principals, caller: Caller) -> Reach:
-    if principals.everyone or caller.arn in principals.aws:
+    if principals.everyone or caller.named_in(principals.aws):
         return Reach.DIRECT
     if caller.account_arn in principals.aws:
         # The account's root user is the account; anyone else needs an IAM policy too.

@@ -1,6 +1,7 @@
 """The identity-based policies of a principal, read from the database once and cached like
 key metadata (invalidated by the change feed when they change, at most ``ttl`` old from a
-node that missed the change)."""
+node that missed the change). A user's are its inline policies; a role session's are its
+role's (looked up by the role's ARN, so a session of a deleted role has none)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ class IdentityPolicies:
             return cached
         epoch = self._cache.epoch()
         with self._db.transaction(readonly=True) as tx:
-            texts = tx.user_policies(principal_arn)
+            if ":role/" in principal_arn:
+                texts = tx.role_policies(principal_arn)
+            else:
+                texts = tx.user_policies(principal_arn)
         documents = tuple(parse_policy(text, require_principal=False) for _, text in texts)
         self._cache.put(principal_arn, documents, self._ttl, epoch)
         return documents

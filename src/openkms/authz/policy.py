@@ -127,7 +127,9 @@ def check_key_policy(text: str) -> PolicyDocument:
 
 
 @functools.lru_cache(maxsize=4096)
-def parse_policy(text: str, require_principal: bool = True) -> PolicyDocument:
+def parse_policy(text: str, require_principal: bool = True, trust: bool = False) -> PolicyDocument:
+    """``trust``: a role's trust policy, whose resource is the role itself, so its statements
+    name a principal and no Resource (IAM: "Has prohibited field Resource")."""
     try:
         # orjson bounds nesting depth, so a deeply nested document is an error, not a crash.
         document = orjson.loads(text)
@@ -149,12 +151,12 @@ def parse_policy(text: str, require_principal: bool = True) -> PolicyDocument:
         )
     variables = version == "2012-10-17"
     return PolicyDocument(
-        tuple(_statement(s, require_principal, variables) for s in statements),
+        tuple(_statement(s, require_principal or trust, variables, trust) for s in statements),
         variables=variables,
     )
 
 
-def _statement(raw: Any, require_principal: bool, variables: bool) -> Statement:
+def _statement(raw: Any, require_principal: bool, variables: bool, trust: bool) -> Statement:
     if not isinstance(raw, dict):
         raise MalformedPolicyDocumentException("Each policy statement must be an object.")
     effect = raw.get("Effect")
@@ -170,7 +172,10 @@ def _statement(raw: Any, require_principal: bool, variables: bool) -> Statement:
         raise MalformedPolicyDocumentException(_INVALID_PRINCIPALS)
     if require_principal and "Principal" not in raw and "NotPrincipal" not in raw:
         raise MalformedPolicyDocumentException("Policy contains a statement with no principal.")
-    if ("Resource" in raw) == ("NotResource" in raw):
+    if trust:
+        if "Resource" in raw or "NotResource" in raw:
+            raise MalformedPolicyDocumentException("Has prohibited field Resource")
+    elif ("Resource" in raw) == ("NotResource" in raw):
         # AWS refuses key policy statements without one since August 2025, as IAM does.
         raise MalformedPolicyDocumentException(
             "Each policy statement must name exactly one of Resource or NotResource."
@@ -194,6 +199,8 @@ def _statement(raw: Any, require_principal: bool, variables: bool) -> Statement:
         resources=(
             _patterns(raw["Resource"], "Resource", variables=variables)
             if "Resource" in raw
+            else _EVERYTHING
+            if trust
             else None
         ),
         not_resources=(
@@ -203,6 +210,9 @@ def _statement(raw: Any, require_principal: bool, variables: bool) -> Statement:
         ),
         condition=condition,
     )
+
+
+_EVERYTHING = Patterns(frozenset(), (), ("",), everything=True)
 
 
 def _strings(value: Any, element: str) -> list[str]:

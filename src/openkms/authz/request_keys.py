@@ -158,7 +158,18 @@ def _epoch(request: AuthorizationRequest) -> ContextValue:
 
 
 def _principal_type(request: AuthorizationRequest) -> ContextValue:
-    return "Account" if request.principal.arn.endswith(":root") else "User"
+    return request.principal.principal_type
+
+
+def _mfa_present(request: AuthorizationRequest) -> ContextValue:
+    # AWS: absent for long-term credentials, true or false for temporary ones.
+    principal = request.principal
+    return principal.mfa_authenticated_at is not None if principal.temporary else None
+
+
+def _mfa_age(request: AuthorizationRequest) -> ContextValue:
+    at = request.principal.mfa_authenticated_at
+    return None if at is None else max(0, int((request.when - at).total_seconds()))
 
 
 def _user_id(request: AuthorizationRequest) -> ContextValue:
@@ -219,11 +230,16 @@ _KEYS: dict[str, _Getter] = {
     "kms:grantisforawsresource": lambda r: (
         False if r.action.lower() in _CREATE_GRANT_FAMILY else None
     ),
-    "aws:principalarn": lambda r: r.principal.arn,
+    # A role session's aws:PrincipalArn is its role's ARN, as in AWS.
+    "aws:principalarn": lambda r: r.principal.policy_arn,
     "aws:principalaccount": lambda r: r.principal.account_id,
     "aws:principaltype": _principal_type,
     "aws:userid": _user_id,
     "aws:username": _username,
+    "aws:multifactorauthpresent": _mfa_present,
+    "aws:multifactorauthage": _mfa_age,
+    "sts:externalid": _parameter("ExternalId", frozenset({"sts:assumerole"})),
+    "sts:rolesessionname": _parameter("RoleSessionName", frozenset({"sts:assumerole"})),
     "aws:sourceip": lambda r: r.source_ip,
     "aws:currenttime": lambda r: r.when,
     "aws:epochtime": _epoch,
@@ -290,6 +306,8 @@ class RequestKeys(Mapping[str, ContextValue]):
                 if key.lower() == wanted:
                     return value
             return None
+        if name.startswith("aws:principaltag/"):
+            return request.principal.tag_map.get(name.removeprefix("aws:principaltag/"))
         if name.startswith("aws:requesttag/"):
             return _request_tags(request).get(name.removeprefix("aws:requesttag/"))
         if name.startswith("aws:resourcetag/"):

@@ -1,8 +1,9 @@
-"""The AWS Query protocol, for the STS subset (GetCallerIdentity): form-encoded requests,
-XML responses and errors."""
+"""The AWS Query protocol, for the STS subset (GetCallerIdentity, AssumeRole,
+GetSessionToken): form-encoded requests, XML responses and errors."""
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
@@ -36,6 +37,65 @@ def caller_identity_xml(arn: str, user_id: str, account: str, request_id: str) -
     ).encode()
 
 
+def credentials_xml(
+    access_key_id: str, secret_access_key: str, session_token: str, expiration: dt.datetime
+) -> str:
+    return (
+        "    <Credentials>\n"
+        f"      <AccessKeyId>{escape(access_key_id)}</AccessKeyId>\n"
+        f"      <SecretAccessKey>{escape(secret_access_key)}</SecretAccessKey>\n"
+        f"      <SessionToken>{escape(session_token)}</SessionToken>\n"
+        f"      <Expiration>{_timestamp(expiration)}</Expiration>\n"
+        "    </Credentials>\n"
+    )
+
+
+def assume_role_xml(
+    credentials: str,
+    assumed_role_id: str,
+    arn: str,
+    packed_policy_size: int | None,
+    request_id: str,
+) -> bytes:
+    packed = (
+        f"    <PackedPolicySize>{packed_policy_size}</PackedPolicySize>\n"
+        if packed_policy_size is not None
+        else ""
+    )
+    return (
+        f'<AssumeRoleResponse xmlns="{STS_NAMESPACE}">\n'
+        "  <AssumeRoleResult>\n"
+        f"{credentials}"
+        "    <AssumedRoleUser>\n"
+        f"      <AssumedRoleId>{escape(assumed_role_id)}</AssumedRoleId>\n"
+        f"      <Arn>{escape(arn)}</Arn>\n"
+        "    </AssumedRoleUser>\n"
+        f"{packed}"
+        "  </AssumeRoleResult>\n"
+        "  <ResponseMetadata>\n"
+        f"    <RequestId>{escape(request_id)}</RequestId>\n"
+        "  </ResponseMetadata>\n"
+        "</AssumeRoleResponse>\n"
+    ).encode()
+
+
+def session_token_xml(credentials: str, request_id: str) -> bytes:
+    return (
+        f'<GetSessionTokenResponse xmlns="{STS_NAMESPACE}">\n'
+        "  <GetSessionTokenResult>\n"
+        f"{credentials}"
+        "  </GetSessionTokenResult>\n"
+        "  <ResponseMetadata>\n"
+        f"    <RequestId>{escape(request_id)}</RequestId>\n"
+        "  </ResponseMetadata>\n"
+        "</GetSessionTokenResponse>\n"
+    ).encode()
+
+
+def _timestamp(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def error_xml(code: str, message: str, request_id: str, namespace: str = STS_NAMESPACE) -> bytes:
     return (
         f'<ErrorResponse xmlns="{namespace}">\n'
@@ -55,6 +115,9 @@ _QUERY_CODES = {
     "UnrecognizedClientException": ("InvalidClientTokenId", 403),
     "MissingAuthenticationTokenException": ("MissingAuthenticationToken", 403),
     "IncompleteSignatureException": ("IncompleteSignature", 400),
+    "ExpiredTokenException": ("ExpiredToken", 403),
+    "AccessDeniedException": ("AccessDenied", 403),
+    "ValidationException": ("ValidationError", 400),
 }
 
 

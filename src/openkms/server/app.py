@@ -85,7 +85,7 @@ class OpenKmsApp:
     def __init__(self, runtime: Runtime, io_threads: int = 32) -> None:
         self.runtime = runtime
         self._kms = KmsEndpoint(runtime.dispatcher)
-        self._sts = StsEndpoint(runtime.authenticator)
+        self._sts = StsEndpoint(runtime.authenticator, runtime.sts)
         # The database pool has as many connections as there are threads to use them.
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="openkms-io")
         # 64 bodies of the largest size at once; KMS requests are a few KB.

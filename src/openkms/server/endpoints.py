@@ -11,6 +11,7 @@ from openkms.audit import AuditFacts
 from openkms.auth.authenticator import Authenticator
 from openkms.auth.sigv4 import SignedRequest
 from openkms.errors import KmsError, KMSInternalException, SerializationException
+from openkms.iam.sts import SecurityTokenService, TemporaryCredentials
 from openkms.ops.dispatcher import Dispatcher
 from openkms.protocol import json_protocol, query_protocol
 
@@ -62,14 +63,19 @@ class KmsEndpoint:
 
 
 class StsEndpoint:
-    """GetCallerIdentity, which SDKs and tools call to check their credentials."""
+    """GetCallerIdentity (which SDKs and tools call to check their credentials), AssumeRole and
+    GetSessionToken."""
 
     service = "sts"
     content_type = query_protocol.CONTENT_TYPE
     _VERSION = "2011-06-15"
+    _ACTIONS = frozenset({"GetCallerIdentity", "AssumeRole", "GetSessionToken"})
 
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(
+        self, authenticator: Authenticator, sts: SecurityTokenService | None = None
+    ) -> None:
         self._authenticator = authenticator
+        self._sts = sts
 
     def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
         params = query_protocol.decode_parameters(signed.raw_query, signed.body)
@@ -78,17 +84,39 @@ class StsEndpoint:
         authenticated = self._authenticator.authenticate(signed, "sts", facts.source_address)
         facts.principal, facts.region = authenticated.principal, authenticated.region
         version = params.get("Version") or "NO_VERSION_SPECIFIED"
-        if action != "GetCallerIdentity" or version != self._VERSION:
+        known = action in self._ACTIONS and (action == "GetCallerIdentity" or self._sts)
+        if not known or version != self._VERSION:
             message = f"Could not find operation {action} for version {version}"
             body = query_protocol.error_xml(
                 "InvalidAction", message, facts.request_id, query_protocol.FAULT_NAMESPACE
             )
             return Answer(400, body, self.content_type, "InvalidAction")
-        facts.read_only = True
         principal = authenticated.principal
-        body = query_protocol.caller_identity_xml(
-            principal.arn, principal.user_id, principal.account_id, facts.request_id
-        )
+        if action == "GetCallerIdentity":
+            facts.read_only = True
+            body = query_protocol.caller_identity_xml(
+                principal.arn, principal.user_id, principal.account_id, facts.request_id
+            )
+            return Answer(200, body, self.content_type)
+        assert self._sts is not None
+        if action == "AssumeRole":
+            issued = self._sts.assume_role(
+                principal,
+                params,
+                authenticated.region,
+                facts.source_address,
+                facts.secure_transport,
+            )
+            body = query_protocol.assume_role_xml(
+                _credentials(issued),
+                issued.principal.user_id,
+                issued.principal.arn,
+                issued.packed_policy_size,
+                facts.request_id,
+            )
+        else:
+            issued = self._sts.get_session_token(principal, params)
+            body = query_protocol.session_token_xml(_credentials(issued), facts.request_id)
         return Answer(200, body, self.content_type)
 
     def error(self, error: KmsError, request_id: str) -> Answer:
@@ -105,6 +133,12 @@ class StsEndpoint:
     def internal_error(self, request_id: str) -> Answer:
         body = query_protocol.error_xml("InternalFailure", "", request_id)
         return Answer(500, body, self.content_type, "InternalFailure")
+
+
+def _credentials(issued: TemporaryCredentials) -> str:
+    return query_protocol.credentials_xml(
+        issued.access_key_id, issued.secret_access_key, issued.session_token, issued.expiration
+    )
 
 
 def loggable_name(name: str) -> str:

@@ -20,6 +20,7 @@ from openkms.iam.accounts import (
     new_account_id,
     new_secret_access_key,
 )
+from openkms.iam.sts import SecurityTokenService
 from openkms.jobs import JobRunner, LifecycleJobs
 from openkms.keystore import IntegrityError, SoftwareKeyStore
 from openkms.model import ServiceModel, load_kms_model
@@ -60,6 +61,7 @@ class Runtime:
     changes: ChangeFollower
     jobs: JobRunner
     first_credentials: IssuedCredentials | None
+    sts: SecurityTokenService | None = None
 
     def close(self) -> None:
         """Release what the runtime holds: the jobs, the change feed, the log, the database."""
@@ -115,12 +117,12 @@ def build_runtime(
         clock=clock,
         keys=KeyDirectory(db, config.cache_seconds),
     )
-    services.authorizer = PolicyAuthorizer(
-        IdentityPolicies(db, config.cache_seconds), GrantDirectory(db, config.cache_seconds)
-    )
+    identities = IdentityPolicies(db, config.cache_seconds)
+    services.authorizer = PolicyAuthorizer(identities, GrantDirectory(db, config.cache_seconds))
     authenticator = Authenticator(
         db, root_key, clock, config.region_allowed, cache_seconds=config.cache_seconds
     )
+    sts = SecurityTokenService(db, root_key, authenticator.session_tokens, clock, identities)
     model = load_kms_model()
     try:
         dispatcher = Dispatcher(
@@ -147,6 +149,7 @@ def build_runtime(
         changes,
         jobs,
         credentials,
+        sts,
     )
 
 

@@ -93,3 +93,25 @@ class GrantRecord:
     constraints: str | None  # JSON object
     issuing_account: str
     creation_date: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRecord:
+    account_id: str
+    role_name: str
+    role_id: str
+    arn: str
+    trust_policy: str
+    max_session_duration: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MfaDeviceRecord:
+    serial_number: str
+    account_id: str
+    user_name: str
+    wrapped_seed: bytes
+    enabled_at: dt.datetime | None
+    last_step: int
+    created_at: dt.datetime

@@ -26,6 +26,8 @@ from openkms.storage.records import (
     GrantRecord,
     KeyRecord,
     MaterialRecord,
+    MfaDeviceRecord,
+    RoleRecord,
     UserRecord,
 )
 
@@ -244,6 +246,168 @@ class Transaction:
         table = schema.access_keys
         self.connection.execute(delete(table).where(table.c.access_key_id == access_key_id))
         self.changes.add(AccessKeyChanged(access_key_id))
+
+    def delete_user(self, user: UserRecord) -> None:
+        """The user and its tags (callers refuse while it has keys, policies or devices)."""
+        users = schema.iam_users
+        self._delete_principal_tags(user.arn)
+        self.connection.execute(
+            delete(users).where(
+                users.c.account_id == user.account_id, users.c.user_name == user.user_name
+            )
+        )
+        self.changes.add(IdentityChanged(user.arn))
+
+    def user_policy_names(self, user: UserRecord) -> list[str]:
+        table = schema.iam_user_policies
+        rows = self.connection.execute(
+            select(table.c.policy_name)
+            .where(table.c.account_id == user.account_id, table.c.user_name == user.user_name)
+            .order_by(table.c.policy_name)
+        )
+        return [row[0] for row in rows]
+
+    # -- IAM roles ---------------------------------------------------------------------
+
+    def insert_role(self, record: RoleRecord) -> None:
+        self.connection.execute(insert(schema.iam_roles).values(**_fields(record)))
+        self.changes.add(IdentityChanged(record.arn))
+
+    def get_role(self, account_id: str, role_name: str) -> RoleRecord | None:
+        table = schema.iam_roles
+        row = (
+            self.connection.execute(
+                select(table).where(
+                    table.c.account_id == account_id, table.c.role_name == role_name
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return RoleRecord(**row) if row is not None else None
+
+    def delete_role(self, role: RoleRecord) -> None:
+        """The role and its tags (callers refuse while it has policies)."""
+        table = schema.iam_roles
+        self._delete_principal_tags(role.arn)
+        self.connection.execute(
+            delete(table).where(
+                table.c.account_id == role.account_id, table.c.role_name == role.role_name
+            )
+        )
+        self.changes.add(IdentityChanged(role.arn))
+
+    def put_role_policy(self, role: RoleRecord, policy_name: str, document: str) -> None:
+        table = schema.iam_role_policies
+        key = (
+            (table.c.account_id == role.account_id)
+            & (table.c.role_name == role.role_name)
+            & (table.c.policy_name == policy_name)
+        )
+        if self.connection.execute(select(table.c.policy_name).where(key)).first() is None:
+            self.connection.execute(
+                insert(table).values(
+                    account_id=role.account_id,
+                    role_name=role.role_name,
+                    policy_name=policy_name,
+                    document=document,
+                )
+            )
+        else:
+            self.connection.execute(update(table).where(key).values(document=document))
+        self.changes.add(IdentityChanged(role.arn))
+
+    def delete_role_policy(self, role: RoleRecord, policy_name: str) -> bool:
+        table = schema.iam_role_policies
+        result = self.connection.execute(
+            delete(table).where(
+                table.c.account_id == role.account_id,
+                table.c.role_name == role.role_name,
+                table.c.policy_name == policy_name,
+            )
+        )
+        self.changes.add(IdentityChanged(role.arn))
+        return bool(result.rowcount)
+
+    def role_policies(self, role_arn: str) -> list[tuple[str, str]]:
+        """(policy name, document) of the role with this ARN, by name."""
+        roles, policies = schema.iam_roles, schema.iam_role_policies
+        query = (
+            select(policies.c.policy_name, policies.c.document)
+            .join(
+                roles,
+                (roles.c.account_id == policies.c.account_id)
+                & (roles.c.role_name == policies.c.role_name),
+            )
+            .where(roles.c.arn == role_arn)
+            .order_by(policies.c.policy_name)
+        )
+        return [(row[0], row[1]) for row in self.connection.execute(query)]
+
+    # -- principal tags ----------------------------------------------------------------
+
+    def principal_tags(self, principal_arn: str) -> list[tuple[str, str]]:
+        table = schema.iam_principal_tags
+        rows = self.connection.execute(
+            select(table.c.tag_key, table.c.tag_value)
+            .where(table.c.principal_arn == principal_arn)
+            .order_by(table.c.tag_key)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def replace_principal_tags(self, principal_arn: str, tags: Iterable[tuple[str, str]]) -> None:
+        """Make ``tags`` the principal's whole set of tags."""
+        self._delete_principal_tags(principal_arn)
+        rows = [{"principal_arn": principal_arn, "tag_key": k, "tag_value": v} for k, v in tags]
+        if rows:
+            self.connection.execute(insert(schema.iam_principal_tags), rows)
+        self.changes.add(IdentityChanged(principal_arn))
+
+    def _delete_principal_tags(self, principal_arn: str) -> None:
+        table = schema.iam_principal_tags
+        self.connection.execute(delete(table).where(table.c.principal_arn == principal_arn))
+
+    # -- virtual MFA devices -----------------------------------------------------------
+
+    def insert_mfa_device(self, record: MfaDeviceRecord) -> None:
+        self.connection.execute(insert(schema.iam_mfa_devices).values(**_fields(record)))
+
+    def get_mfa_device(self, serial_number: str) -> MfaDeviceRecord | None:
+        table = schema.iam_mfa_devices
+        row = (
+            self.connection.execute(select(table).where(table.c.serial_number == serial_number))
+            .mappings()
+            .first()
+        )
+        return MfaDeviceRecord(**row) if row is not None else None
+
+    def list_mfa_devices(self, account_id: str, user_name: str) -> list[MfaDeviceRecord]:
+        table = schema.iam_mfa_devices
+        query = (
+            select(table)
+            .where(table.c.account_id == account_id, table.c.user_name == user_name)
+            .order_by(table.c.serial_number)
+        )
+        return [MfaDeviceRecord(**row) for row in self.connection.execute(query).mappings()]
+
+    def accept_mfa_step(self, serial_number: str, step: int, enabled_at: Any | None = None) -> bool:
+        """Record ``step`` as the newest accepted TOTP time step, if it is newer than the
+        last one (one conditional UPDATE: two requests with the same code, on any nodes, cannot
+        both succeed). ``enabled_at`` also enables the device."""
+        table = schema.iam_mfa_devices
+        values: dict[str, Any] = {"last_step": step}
+        if enabled_at is not None:
+            values["enabled_at"] = enabled_at
+        result = self.connection.execute(
+            update(table)
+            .where(table.c.serial_number == serial_number, table.c.last_step < step)
+            .values(**values)
+        )
+        return bool(result.rowcount)
+
+    def delete_mfa_device(self, serial_number: str) -> None:
+        table = schema.iam_mfa_devices
+        self.connection.execute(delete(table).where(table.c.serial_number == serial_number))
 
     # -- keys -------------------------------------------------------------------------
 

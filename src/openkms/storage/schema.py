@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -194,6 +195,61 @@ iam_user_policies = Table(
     ForeignKeyConstraint(
         ["account_id", "user_name"], ["iam_users.account_id", "iam_users.user_name"]
     ),
+)
+
+# IAM roles (revision 0007): principals a caller its trust policy admits may become for a
+# session (STS AssumeRole).
+iam_roles = Table(
+    "iam_roles",
+    metadata,
+    Column("account_id", String(12), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("role_name", String(64), primary_key=True),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("arn", String(2048), nullable=False, unique=True),
+    Column("trust_policy", NulSafeText, nullable=False),
+    Column("max_session_duration", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Their inline identity policies, as the text given.
+iam_role_policies = Table(
+    "iam_role_policies",
+    metadata,
+    Column("account_id", String(12), primary_key=True),
+    Column("role_name", String(64), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("document", NulSafeText, nullable=False),
+    ForeignKeyConstraint(
+        ["account_id", "role_name"], ["iam_roles.account_id", "iam_roles.role_name"]
+    ),
+)
+
+# Principal tags of users and roles, by the principal's ARN (aws:PrincipalTag/<key>).
+iam_principal_tags = Table(
+    "iam_principal_tags",
+    metadata,
+    Column("principal_arn", String(2048), primary_key=True),
+    Column("tag_key", NulSafeText, primary_key=True),
+    Column("tag_value", NulSafeText, nullable=False),
+)
+
+# Virtual MFA devices: the TOTP seed wrapped by the root key, the user it belongs to, when it
+# was enabled (None before enable-mfa-device) and the newest TOTP time step accepted, so no
+# code is accepted twice.
+iam_mfa_devices = Table(
+    "iam_mfa_devices",
+    metadata,
+    Column("serial_number", String(2048), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("wrapped_seed", LargeBinary, nullable=False),
+    Column("enabled_at", UTCDateTime, nullable=True),
+    Column("last_step", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(
+        ["account_id", "user_name"], ["iam_users.account_id", "iam_users.user_name"]
+    ),
+    Index("ix_iam_mfa_devices_user", "account_id", "user_name"),
 )
 
 # Grants (revision 0006): a key's permissions for a grantee, beside its key policy.
