@@ -11,6 +11,7 @@ are cached by the token, its secret is not (the token itself is the wrapped secr
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -49,6 +50,7 @@ _INVALID_TOKEN = "The security token included in the request is invalid."  # noq
 _EXPIRED_TOKEN = "The security token included in the request is expired"  # noqa: S105
 # Database look-ups of access keys per source address and second (a burst of as many).
 LOOKUPS_PER_SOURCE_PER_SECOND = 50.0
+_MAX_TRACKED_PRINCIPALS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ class Authenticator:
         # access key id -> (principal, its secret as stored: wrapped under the root key)
         self._principals: TimedLru[str, tuple[Principal | None, bytes]] = TimedLru(10_000)
         self._signing_keys: TimedLru[tuple[str, str, str, str], bytes] = TimedLru(10_000)
+        # principal ARN -> its access key ids in the cache, to forget them when its tags change
+        self._keys_of: dict[str, set[str]] = {}
+        self._keys_lock = threading.Lock()
         self.session_tokens = SessionTokens(root_key)
         # session token -> (its principal, its expiry): a warm session request unwraps nothing.
         self._sessions: TimedLru[str, tuple[Principal, float]] = TimedLru(10_000)
@@ -85,9 +90,14 @@ class Authenticator:
             if isinstance(change, AccessKeyChanged):
                 self._principals.invalidate(change.access_key_id)
             elif isinstance(change, IdentityChanged):
-                # A user's tags are part of its principal, cached by access key id; the map
-                # from user to keys is not kept, and tag changes are rare admin work.
-                self._principals.clear()
+                # A user's tags are part of its principal, cached by access key id.
+                with self._keys_lock:
+                    keys = self._keys_of.pop(change.principal_arn, set())
+                for access_key_id in keys:
+                    self._principals.invalidate(access_key_id)
+                # Never a cached key: it bumps the epoch, so a look-up in flight (not yet
+                # tracked) cannot cache the tags as they were.
+                self._principals.invalidate(change.principal_arn)
             elif isinstance(change, EverythingChanged):
                 self._principals.clear()
                 self._signing_keys.clear()
@@ -176,6 +186,12 @@ class Authenticator:
                 access_key_id,
                 tags=tuple(tags),
             )
+        if principal is not None:
+            with self._keys_lock:
+                if len(self._keys_of) > _MAX_TRACKED_PRINCIPALS:
+                    self._keys_of.clear()
+                    self._principals.clear()  # nothing cached may go untracked
+                self._keys_of.setdefault(principal.arn, set()).add(access_key_id)
         # An unknown access key is remembered only briefly: it may be created on another node.
         lifetime = self._cache_seconds if principal else min(self._cache_seconds, 1.0)
         self._principals.put(access_key_id, (principal, wrapped), lifetime, epoch)
