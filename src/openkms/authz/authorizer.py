@@ -43,6 +43,7 @@ from openkms.authz.evaluation import (
     Reach,
     caller_of,
     evaluate,
+    evaluate_all,
     evaluation_outcome,
 )
 from openkms.authz.grants import GRANT_OPERATIONS, Grant, GrantDirectory
@@ -202,18 +203,13 @@ class PolicyAuthorizer:
     ) -> Outcome:
         if caller.is_root or self._identities is None:
             return NOTHING_APPLIES
-        documents = self._identities.of(caller.arn)
-        if not documents:
-            return NOTHING_APPLIES
-        reach = Reach.NONE
-        for document in documents:
-            outcome = evaluate(
-                document, caller, request.action, request.resource_arn, condition_keys
-            )
-            if outcome.denied:
-                return outcome
-            reach = max(reach, outcome.reach)
-        return evaluation_outcome(False, reach)
+        return evaluate_all(
+            self._identities.of(caller.arn),
+            caller,
+            request.action,
+            request.resource_arn,
+            condition_keys,
+        )
 
 
 def _policy_refusal(

@@ -6,7 +6,7 @@ caller (naming it, or naming its account and so delegating to the account's IAM 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -107,6 +107,24 @@ NOTHING_APPLIES = _OUTCOMES[(False, Reach.NONE)]
 
 def evaluation_outcome(denied: bool, reach: Reach) -> Outcome:
     return _OUTCOMES[(denied, reach)]
+
+
+def evaluate_all(
+    documents: Iterable[PolicyDocument],
+    caller: Caller,
+    action: str,
+    resource: str,
+    condition_keys: ConditionKeys,
+) -> Outcome:
+    """Several documents of one principal (its identity policies) as one: the first explicit
+    Deny, else the strongest Allow of any."""
+    reach = Reach.NONE
+    for document in documents:
+        outcome = evaluate(document, caller, action, resource, condition_keys)
+        if outcome.denied:
+            return outcome
+        reach = max(reach, outcome.reach)
+    return evaluation_outcome(False, reach)
 
 
 def _reach(statement: Statement, caller: Caller) -> Reach:

@@ -20,7 +20,13 @@ from typing import Any
 
 from openkms.auth.session_tokens import SessionTokens, new_session_access_key_id
 from openkms.authz.authorizer import AuthorizationRequest
-from openkms.authz.evaluation import Outcome, Reach, caller_of, evaluate, evaluation_outcome
+from openkms.authz.evaluation import (
+    Outcome,
+    Reach,
+    caller_of,
+    evaluate,
+    evaluate_all,
+)
 from openkms.authz.identity import IdentityPolicies
 from openkms.authz.policy import parse_policy
 from openkms.authz.request_keys import PolicyVariables, RequestKeys
@@ -186,15 +192,13 @@ class SecurityTokenService:
 
     def _identity_outcome(self, request: AuthorizationRequest, condition_keys: Any) -> Outcome:
         caller = caller_of(request.principal)
-        reach = Reach.NONE
-        for document in self._identities.of(caller.arn):
-            outcome = evaluate(
-                document, caller, request.action, request.resource_arn, condition_keys
-            )
-            if outcome.denied:
-                return outcome
-            reach = max(reach, outcome.reach)
-        return evaluation_outcome(False, reach)
+        return evaluate_all(
+            self._identities.of(caller.arn),
+            caller,
+            request.action,
+            request.resource_arn,
+            condition_keys,
+        )
 
     # -- GetSessionToken --------------------------------------------------------------------
 
