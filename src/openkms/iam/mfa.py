@@ -72,11 +72,13 @@ def create_virtual_mfa_device(
         last_step=0,
         created_at=clock.now(),
     )
-    exists = IdentityError(f"MFA device {serial} already exists")
+    exists = IdentityError(f"MFA device {serial} already exists", code="EntityAlreadyExists")
     try:
         with db.transaction() as tx:
             if tx.get_user(account_id, user_name) is None:
-                raise IdentityError(f"user {user_name} does not exist in account {account_id}")
+                raise IdentityError(
+                    f"user {user_name} does not exist in account {account_id}", code="NoSuchEntity"
+                )
             if tx.get_mfa_device(serial) is not None:
                 raise exists
             tx.insert_mfa_device(record)
@@ -96,9 +98,11 @@ def enable_mfa_device(
     with db.transaction(readonly=True) as tx:
         device = tx.get_mfa_device(serial_number)
     if device is None:
-        raise IdentityError(f"MFA device {serial_number} does not exist")
+        raise IdentityError(f"MFA device {serial_number} does not exist", code="NoSuchEntity")
     if device.enabled_at is not None:
-        raise IdentityError(f"MFA device {serial_number} is already enabled")
+        raise IdentityError(
+            f"MFA device {serial_number} is already enabled", code="EntityAlreadyExists"
+        )
     totp = _totp(root_key, device)
     now_step = _step(clock.now())
     accepted = None
@@ -109,16 +113,21 @@ def enable_mfa_device(
         if first and second:
             accepted = step + 1
     if accepted is None:
-        raise IdentityError("the authentication codes are not two consecutive codes of the device")
+        raise IdentityError(
+            "the authentication codes are not two consecutive codes of the device",
+            code="InvalidAuthenticationCode",
+        )
     with db.transaction() as tx:
         if not tx.accept_mfa_step(serial_number, accepted, enabled_at=clock.now()):
-            raise IdentityError("the authentication codes were used already")
+            raise IdentityError(
+                "the authentication codes were used already", code="InvalidAuthenticationCode"
+            )
 
 
 def delete_virtual_mfa_device(db: Database, serial_number: str) -> None:
     with db.transaction() as tx:
         if tx.get_mfa_device(serial_number) is None:
-            raise IdentityError(f"MFA device {serial_number} does not exist")
+            raise IdentityError(f"MFA device {serial_number} does not exist", code="NoSuchEntity")
         tx.delete_mfa_device(serial_number)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+from collections.abc import Sequence
 
 from openkms.authz.policy import parse_policy
 from openkms.clock import Clock
@@ -47,7 +48,9 @@ def create_role(
     role_name: str,
     trust_policy: str,
     max_session_duration: int = MIN_SESSION_DURATION,
+    tags: Sequence[tuple[str, str]] = (),
 ) -> RoleRecord:
+    """A new role, with its tags (checked with ``check_tags``) in the same transaction."""
     check_account_id(account_id)
     if not _ROLE_NAME.fullmatch(role_name):
         raise IdentityError("a role name is 1 to 64 letters, digits or _+=,.@-")
@@ -59,7 +62,9 @@ def create_role(
     try:
         check_trust_policy(trust_policy)
     except MalformedPolicyDocumentException as error:
-        raise IdentityError(f"the trust policy is malformed: {error.message}") from None
+        raise IdentityError(
+            f"the trust policy is malformed: {error.message}", code="MalformedPolicyDocument"
+        ) from None
     # AWS's form: AROA and 17 upper-case letters and digits.
     role_id = "AROA" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
     record = RoleRecord(
@@ -71,14 +76,18 @@ def create_role(
         max_session_duration,
         clock.now(),
     )
-    exists = IdentityError(f"role {role_name} already exists in account {account_id}")
+    exists = IdentityError(
+        f"role {role_name} already exists in account {account_id}", code="EntityAlreadyExists"
+    )
     try:
         with db.transaction() as tx:
             if not tx.account_exists(account_id):
-                raise IdentityError(f"account {account_id} does not exist")
+                raise IdentityError(f"account {account_id} does not exist", code="NoSuchEntity")
             if tx.get_role(account_id, role_name) is not None:
                 raise exists
             tx.insert_role(record)
+            if tags:
+                tx.replace_principal_tags(record.arn, list(tags))
     except DuplicateEntry:  # made by another process between the check and the insert
         raise exists from None
     return record
@@ -88,7 +97,9 @@ def _role(tx: Transaction, account_id: str, role_name: str) -> RoleRecord:
     check_account_id(account_id)
     role = tx.get_role(account_id, role_name)
     if role is None:
-        raise IdentityError(f"role {role_name} does not exist in account {account_id}")
+        raise IdentityError(
+            f"role {role_name} does not exist in account {account_id}", code="NoSuchEntity"
+        )
     return role
 
 
@@ -96,7 +107,9 @@ def _user(tx: Transaction, account_id: str, user_name: str) -> UserRecord:
     check_account_id(account_id)
     user = tx.get_user(account_id, user_name)
     if user is None:
-        raise IdentityError(f"user {user_name} does not exist in account {account_id}")
+        raise IdentityError(
+            f"user {user_name} does not exist in account {account_id}", code="NoSuchEntity"
+        )
     return user
 
 
@@ -108,7 +121,9 @@ def put_role_policy(
     try:
         check_identity_policy(document)
     except MalformedPolicyDocumentException as error:
-        raise IdentityError(f"the policy document is malformed: {error.message}") from None
+        raise IdentityError(
+            f"the policy document is malformed: {error.message}", code="MalformedPolicyDocument"
+        ) from None
     with db.transaction() as tx:
         tx.put_role_policy(_role(tx, account_id, role_name), policy_name, document)
 
@@ -116,7 +131,21 @@ def put_role_policy(
 def delete_role_policy(db: Database, account_id: str, role_name: str, policy_name: str) -> None:
     with db.transaction() as tx:
         if not tx.delete_role_policy(_role(tx, account_id, role_name), policy_name):
-            raise IdentityError(f"role {role_name} has no policy {policy_name}")
+            raise IdentityError(
+                f"role {role_name} has no policy {policy_name}", code="NoSuchEntity"
+            )
+
+
+def update_trust_policy(db: Database, account_id: str, role_name: str, document: str) -> None:
+    """IAM's UpdateAssumeRolePolicy: who may assume the role from the next AssumeRole on."""
+    try:
+        check_trust_policy(document)
+    except MalformedPolicyDocumentException as error:
+        raise IdentityError(
+            f"the trust policy is malformed: {error.message}", code="MalformedPolicyDocument"
+        ) from None
+    with db.transaction() as tx:
+        tx.set_trust_policy(_role(tx, account_id, role_name), document)
 
 
 def delete_role(db: Database, account_id: str, role_name: str) -> None:
@@ -125,7 +154,9 @@ def delete_role(db: Database, account_id: str, role_name: str) -> None:
     with db.transaction() as tx:
         role = _role(tx, account_id, role_name)
         if tx.role_policies(role.arn):
-            raise IdentityError("Cannot delete entity, must delete policies first.")
+            raise IdentityError(
+                "Cannot delete entity, must delete policies first.", code="DeleteConflict"
+            )
         tx.delete_role(role)
 
 
@@ -135,11 +166,17 @@ def delete_user(db: Database, account_id: str, user_name: str) -> None:
     with db.transaction() as tx:
         user = _user(tx, account_id, user_name)
         if tx.list_access_keys(user.arn):
-            raise IdentityError("Cannot delete entity, must delete access keys first.")
+            raise IdentityError(
+                "Cannot delete entity, must delete access keys first.", code="DeleteConflict"
+            )
         if tx.user_policy_names(user):
-            raise IdentityError("Cannot delete entity, must delete policies first.")
+            raise IdentityError(
+                "Cannot delete entity, must delete policies first.", code="DeleteConflict"
+            )
         if tx.list_mfa_devices(account_id, user_name):
-            raise IdentityError("Cannot delete entity, must delete MFA device first.")
+            raise IdentityError(
+                "Cannot delete entity, must delete MFA device first.", code="DeleteConflict"
+            )
         tx.delete_user(user)
 
 
@@ -174,22 +211,31 @@ def _principal_arn(tx: Transaction, account_id: str, kind: str, name: str) -> st
     return _user(tx, account_id, name).arn
 
 
+def check_tags(tags: Sequence[tuple[str, str]]) -> None:
+    """Tags IAM would accept on a user or role: distinct keys, each within IAM's rules."""
+    if len({key.lower() for key, _ in tags}) != len(tags):
+        raise IdentityError("duplicate tag keys (tag keys ignore case)", code="InvalidInput")
+    if len(tags) > MAX_TAGS:
+        raise IdentityError(f"at most {MAX_TAGS} tags (IAM's limit)", code="LimitExceeded")
+    for key, value in tags:
+        problem = tag_problem(key, value)
+        if problem is not None:
+            raise IdentityError(f"{problem}: {key!r}", code="InvalidInput")
+
+
 def tag_principal(
     db: Database, account_id: str, kind: str, name: str, tags: list[tuple[str, str]]
 ) -> None:
     if not tags:
         raise IdentityError("no tags given")
-    if len({key.lower() for key, _ in tags}) != len(tags):
-        raise IdentityError("duplicate tag keys (tag keys ignore case)")
-    for key, value in tags:
-        problem = tag_problem(key, value)
-        if problem is not None:
-            raise IdentityError(f"{problem}: {key!r}")
+    check_tags(tags)
     with db.transaction() as tx:
         arn = _principal_arn(tx, account_id, kind, name)
         merged = merge_tags(tx.principal_tags(arn), tags)
         if len(merged) > MAX_TAGS:
-            raise IdentityError(f"a {kind} has at most {MAX_TAGS} tags (IAM's limit)")
+            raise IdentityError(
+                f"a {kind} has at most {MAX_TAGS} tags (IAM's limit)", code="LimitExceeded"
+            )
         tx.replace_principal_tags(arn, merged)
 
 

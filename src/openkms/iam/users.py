@@ -4,9 +4,11 @@ delete-user-policy); the authorizer reads the policies (``openkms.authz.identity
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 import string
+from collections.abc import Sequence
 
 from openkms.authz.policy import parse_policy
 from openkms.clock import Clock
@@ -30,7 +32,13 @@ _ID_ALPHABET = string.ascii_uppercase + string.digits
 
 
 class IdentityError(ValueError):
-    """A request to manage users that cannot be carried out; the message says why."""
+    """A request to manage identities that cannot be carried out; the message says why and
+    ``code`` is IAM's error code for it (NoSuchEntity, EntityAlreadyExists, DeleteConflict,
+    LimitExceeded, MalformedPolicyDocument, ValidationError), which the admin API answers."""
+
+    def __init__(self, message: str, code: str = "ValidationError") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def user_arn(account_id: str, user_name: str) -> str:
@@ -40,7 +48,33 @@ def user_arn(account_id: str, user_name: str) -> str:
 def create_user(
     db: Database, root_key: RootKey, clock: Clock, account_id: str, user_name: str
 ) -> tuple[UserRecord, IssuedCredentials]:
-    """A new user of an existing account, with its first access key."""
+    """A new user of an existing account, with its first access key (``openkms admin``)."""
+    user, issued = _create_user(db, root_key, clock, account_id, user_name, ())
+    assert issued is not None
+    return user, issued
+
+
+def add_user(
+    db: Database,
+    clock: Clock,
+    account_id: str,
+    user_name: str,
+    tags: Sequence[tuple[str, str]] = (),
+) -> UserRecord:
+    """IAM's CreateUser: a new user with no access key, and its tags (already checked)."""
+    return _create_user(db, None, clock, account_id, user_name, tags)[0]
+
+
+def _create_user(
+    db: Database,
+    root_key: RootKey | None,
+    clock: Clock,
+    account_id: str,
+    user_name: str,
+    tags: Sequence[tuple[str, str]],
+) -> tuple[UserRecord, IssuedCredentials | None]:
+    """The user, its first access key if ``root_key`` is given to wrap it, and its tags, in
+    one transaction."""
     check_account_id(account_id)
     if not _USER_NAME.fullmatch(user_name):
         raise IdentityError("a user name is 1 to 64 letters, digits or _+=,.@-")
@@ -48,41 +82,44 @@ def create_user(
     # AWS's form: AIDA and 17 upper-case letters and digits.
     user_id = "AIDA" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(17))
     user = UserRecord(account_id, user_name, user_id, user_arn(account_id, user_name), now)
-    access_key_id, secret = new_access_key_id(), new_secret_access_key()
-    exists = IdentityError(f"user {user_name} already exists in account {account_id}")
+    issued = None
+    if root_key is not None:
+        access_key_id, secret = new_access_key_id(), new_secret_access_key()
+        issued = IssuedCredentials(account_id, user.arn, access_key_id, secret, True)
+    exists = IdentityError(
+        f"user {user_name} already exists in account {account_id}", code="EntityAlreadyExists"
+    )
     try:
-        _insert_user(db, root_key, user, access_key_id, secret, exists)
+        with db.transaction() as tx:
+            if not tx.account_exists(account_id):
+                raise IdentityError(f"account {account_id} does not exist", code="NoSuchEntity")
+            if tx.get_user(account_id, user_name) is not None:
+                raise exists
+            tx.insert_user(user)
+            if root_key is not None and issued is not None:
+                tx.insert_access_key(_access_key_record(root_key, issued, user_id, now))
+            if tags:
+                tx.replace_principal_tags(user.arn, list(tags))
     except DuplicateEntry:  # made by another process between the check and the insert
         raise exists from None
-    return user, IssuedCredentials(account_id, user.arn, access_key_id, secret, True)
+    return user, issued
 
 
-def _insert_user(
-    db: Database,
-    root_key: RootKey,
-    user: UserRecord,
-    access_key_id: str,
-    secret: str,
-    exists: IdentityError,
-) -> None:
-    account_id, user_id, now = user.account_id, user.user_id, user.created_at
-    with db.transaction() as tx:
-        if not tx.account_exists(account_id):
-            raise IdentityError(f"account {account_id} does not exist")
-        if tx.get_user(account_id, user.user_name) is not None:
-            raise exists
-        tx.insert_user(user)
-        tx.insert_access_key(
-            AccessKeyRecord(
-                access_key_id=access_key_id,
-                account_id=account_id,
-                principal_arn=user.arn,
-                user_id=user_id,
-                wrapped_secret=wrap_secret(root_key, secret_label(access_key_id), secret.encode()),
-                status="Active",
-                created_at=now,
-            )
-        )
+def _access_key_record(
+    root_key: RootKey, issued: IssuedCredentials, user_id: str, now: dt.datetime
+) -> AccessKeyRecord:
+    access_key_id = issued.access_key_id
+    return AccessKeyRecord(
+        access_key_id=access_key_id,
+        account_id=issued.account_id,
+        principal_arn=issued.principal_arn,
+        user_id=user_id,
+        wrapped_secret=wrap_secret(
+            root_key, secret_label(access_key_id), issued.secret_access_key.encode()
+        ),
+        status="Active",
+        created_at=now,
+    )
 
 
 def check_identity_policy(document: str) -> None:
@@ -100,11 +137,15 @@ def put_user_policy(
     try:
         check_identity_policy(document)
     except MalformedPolicyDocumentException as error:
-        raise IdentityError(f"the policy document is malformed: {error.message}") from None
+        raise IdentityError(
+            f"the policy document is malformed: {error.message}", code="MalformedPolicyDocument"
+        ) from None
     with db.transaction() as tx:
         user = tx.get_user(account_id, user_name)
         if user is None:
-            raise IdentityError(f"user {user_name} does not exist in account {account_id}")
+            raise IdentityError(
+                f"user {user_name} does not exist in account {account_id}", code="NoSuchEntity"
+            )
         tx.put_user_policy(user, policy_name, document)
 
 
@@ -112,9 +153,13 @@ def delete_user_policy(db: Database, account_id: str, user_name: str, policy_nam
     with db.transaction() as tx:
         user = tx.get_user(account_id, user_name)
         if user is None:
-            raise IdentityError(f"user {user_name} does not exist in account {account_id}")
+            raise IdentityError(
+                f"user {user_name} does not exist in account {account_id}", code="NoSuchEntity"
+            )
         if not tx.delete_user_policy(user, policy_name):
-            raise IdentityError(f"user {user_name} has no policy {policy_name}")
+            raise IdentityError(
+                f"user {user_name} has no policy {policy_name}", code="NoSuchEntity"
+            )
 
 
 # -- access keys (IAM's CreateAccessKey, ListAccessKeys, UpdateAccessKey, DeleteAccessKey) ----
@@ -140,28 +185,22 @@ def create_access_key(
         if user_name:
             user = tx.get_user(account_id, user_name)
             if user is None:
-                raise IdentityError(f"user {user_name} does not exist in account {account_id}")
+                raise IdentityError(
+                    f"user {user_name} does not exist in account {account_id}", code="NoSuchEntity"
+                )
             user_id = user.user_id
         elif not tx.account_exists(account_id):
-            raise IdentityError(f"account {account_id} does not exist")
+            raise IdentityError(f"account {account_id} does not exist", code="NoSuchEntity")
         else:
             user_id = account_id
         if len(tx.list_access_keys(arn)) >= MAX_ACCESS_KEYS:
             raise IdentityError(
-                f"{arn} has {MAX_ACCESS_KEYS} access keys already: delete one first (IAM's limit)"
+                f"{arn} has {MAX_ACCESS_KEYS} access keys already: delete one first (IAM's limit)",
+                code="LimitExceeded",
             )
-        tx.insert_access_key(
-            AccessKeyRecord(
-                access_key_id=access_key_id,
-                account_id=account_id,
-                principal_arn=arn,
-                user_id=user_id,
-                wrapped_secret=wrap_secret(root_key, secret_label(access_key_id), secret.encode()),
-                status="Active",
-                created_at=clock.now(),
-            )
-        )
-    return IssuedCredentials(account_id, arn, access_key_id, secret, True)
+        issued = IssuedCredentials(account_id, arn, access_key_id, secret, True)
+        tx.insert_access_key(_access_key_record(root_key, issued, user_id, clock.now()))
+    return issued
 
 
 def list_access_keys(db: Database, account_id: str, user_name: str | None) -> list[AccessKeyRecord]:
@@ -169,25 +208,43 @@ def list_access_keys(db: Database, account_id: str, user_name: str | None) -> li
         return tx.list_access_keys(principal_arn(account_id, user_name))
 
 
-def set_access_key_status(db: Database, account_id: str, access_key_id: str, status: str) -> None:
+def set_access_key_status(
+    db: Database,
+    account_id: str,
+    access_key_id: str,
+    status: str,
+    owner_arn: str | None = None,
+) -> None:
     """Deactivate (or reactivate) an access key: an inactive key signs nothing the server
-    accepts, from the next request on, on every worker (the change feed)."""
+    accepts, from the next request on, on every worker (the change feed). ``owner_arn``:
+    the key must be that principal's (IAM's UserName)."""
     if status not in ACCESS_KEY_STATUSES:
         raise IdentityError("an access key's status is Active or Inactive")
     with db.transaction() as tx:
-        _owned_key(tx, account_id, access_key_id)
+        _owned_key(tx, account_id, access_key_id, owner_arn)
         tx.set_access_key_status(access_key_id, status)
 
 
-def delete_access_key(db: Database, account_id: str, access_key_id: str) -> None:
+def delete_access_key(
+    db: Database, account_id: str, access_key_id: str, owner_arn: str | None = None
+) -> None:
     with db.transaction() as tx:
-        _owned_key(tx, account_id, access_key_id)
+        _owned_key(tx, account_id, access_key_id, owner_arn)
         tx.delete_access_key(access_key_id)
 
 
-def _owned_key(tx: Transaction, account_id: str, access_key_id: str) -> AccessKeyRecord:
+def _owned_key(
+    tx: Transaction, account_id: str, access_key_id: str, owner_arn: str | None
+) -> AccessKeyRecord:
     record = tx.get_access_key(access_key_id)
     # Nobody crosses accounts: another account's key is as unknown as a missing one.
-    if record is None or record.account_id != account_id:
-        raise IdentityError(f"access key {access_key_id} does not exist in account {account_id}")
+    if (
+        record is None
+        or record.account_id != account_id
+        or (owner_arn is not None and record.principal_arn != owner_arn)
+    ):
+        raise IdentityError(
+            f"access key {access_key_id} does not exist in account {account_id}",
+            code="NoSuchEntity",
+        )
     return record

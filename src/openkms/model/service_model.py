@@ -1,4 +1,5 @@
-"""Access to botocore's KMS service model (``kms/2014-11-01/service-2.json``).
+"""Access to botocore's KMS service model (``kms/2014-11-01/service-2.json``), and IAM's for
+the admin API.
 
 Operation names, input shapes and constraints are read from the installed botocore so the
 server follows the real API: an operation AWS adds shows up as a missing handler, never as a
@@ -23,6 +24,10 @@ class ServiceModel:
     @cached_property
     def target_prefix(self) -> str:
         return str(self._raw["metadata"]["targetPrefix"])
+
+    @cached_property
+    def xml_namespace(self) -> str:
+        return str(self._raw["metadata"].get("xmlNamespace", ""))
 
     @cached_property
     def api_version(self) -> str:
@@ -72,9 +77,23 @@ class ServiceModel:
 def _compiled_pattern(pattern: str | None) -> re.Pattern[str] | None:
     # The model's patterns are Java regular expressions matched against the whole value,
     # with ASCII-only character classes.
-    return re.compile(pattern, re.ASCII) if pattern else None
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern, re.ASCII)
+    except re.error:
+        # Java's Unicode classes (\p{L}, IAM's tag patterns) have no ``re`` form; the domain
+        # check of those values (``iam.roles.tag_problem``) applies the same rule.
+        return None
 
 
 @cache
 def load_kms_model() -> ServiceModel:
     return ServiceModel(Loader().load_service_model("kms", "service-2"))
+
+
+@cache
+def load_iam_model() -> ServiceModel:
+    """IAM's model (``iam/2010-05-08``), for the admin API: its input shapes validate requests
+    and its output shapes give the XML answers their element names."""
+    return ServiceModel(Loader().load_service_model("iam", "service-2"))

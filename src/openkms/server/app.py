@@ -34,7 +34,7 @@ from openkms.errors import (
     UnknownOperationException,
 )
 from openkms.protocol import json_protocol
-from openkms.server.endpoints import Answer, Endpoint, KmsEndpoint, StsEndpoint
+from openkms.server.endpoints import Answer, Endpoint, IamEndpoint, KmsEndpoint, StsEndpoint
 from openkms.server.runtime import Runtime
 from openkms.storage.blocking import WouldBlock, forbid_blocking
 
@@ -86,6 +86,9 @@ class OpenKmsApp:
         self.runtime = runtime
         self._kms = KmsEndpoint(runtime.dispatcher)
         self._sts = StsEndpoint(runtime.authenticator, runtime.sts)
+        self._iam = (
+            IamEndpoint(runtime.authenticator, runtime.iam_admin) if runtime.iam_admin else None
+        )
         # The database pool has as many connections as there are threads to use them.
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="openkms-io")
         # 64 bodies of the largest size at once; KMS requests are a few KB.
@@ -132,7 +135,11 @@ class OpenKmsApp:
         content_type = _header(headers, b"content-type") or b""
         target = _header(headers, b"x-amz-target")
         is_query = target is None and content_type.startswith(_QUERY_CONTENT_TYPE)
-        endpoint: Endpoint = self._sts if is_query else self._kms
+        endpoint: Endpoint = self._kms
+        if is_query:
+            endpoint = self._sts
+            if self._iam is not None and _signing_service(headers) == b"iam":
+                endpoint = self._iam
         client = scope.get("client")
         user_agent = _header(headers, b"user-agent")
         facts = AuditFacts(
@@ -211,6 +218,14 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def _signing_service(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The service a Query request was signed for (``…/<region>/iam/aws4_request``): STS and
+    IAM share the protocol and, behind one endpoint URL, are told apart only by it."""
+    authorization = _header(headers, b"authorization") or b""
+    scope = authorization.partition(b"Credential=")[2].split(b",", 1)[0].split(b"/")
+    return scope[3].strip() if len(scope) == 5 else None
 
 
 def _refuse_repeated_headers(headers: list[tuple[bytes, bytes]]) -> None:

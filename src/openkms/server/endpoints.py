@@ -1,6 +1,6 @@
-"""The two protocol endpoints behind the envelope: KMS over AWS JSON 1.1 and the STS subset over
-AWS Query. Each turns a signed request into an answer in its own wire format; neither knows
-HTTP, and neither renders an error any other way than its protocol's."""
+"""The protocol endpoints behind the envelope: KMS over AWS JSON 1.1, and the STS and IAM
+subsets over AWS Query. Each turns a signed request into an answer in its own wire format;
+none knows HTTP, and none renders an error any other way than its protocol's."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from openkms.audit import AuditFacts
 from openkms.auth.authenticator import Authenticator
 from openkms.auth.sigv4 import SignedRequest
 from openkms.errors import KmsError, KMSInternalException, SerializationException
+from openkms.iam.admin_api import AdminCall, IamAdministration
 from openkms.iam.sts import SecurityTokenService, TemporaryCredentials
+from openkms.model.service_model import load_iam_model
+from openkms.model.validation import validate_input
 from openkms.ops.dispatcher import Dispatcher
-from openkms.protocol import json_protocol, query_protocol
+from openkms.protocol import json_protocol, query_protocol, query_shapes
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +65,42 @@ class KmsEndpoint:
         return self.error(KMSInternalException("An internal error occurred."), request_id)
 
 
-class StsEndpoint:
+class QueryEndpoint:
+    """What the Query services share: errors as ``<ErrorResponse>`` in the service's namespace,
+    and an unknown action or version answered as AWS answers it."""
+
+    service = "query"
+    content_type = query_protocol.CONTENT_TYPE
+    namespace = query_protocol.STS_NAMESPACE
+
+    def error(self, error: KmsError, request_id: str) -> Answer:
+        code, status = query_protocol.query_error(error)
+        body = query_protocol.error_xml(code, error.message or "", request_id, self.namespace)
+        return Answer(status, body, self.content_type, code)
+
+    def too_large(self, request_id: str) -> Answer:
+        body = query_protocol.error_xml(
+            "RequestEntityTooLarge", "The request body is too large.", request_id, self.namespace
+        )
+        return Answer(413, body, self.content_type, "RequestEntityTooLarge")
+
+    def internal_error(self, request_id: str) -> Answer:
+        body = query_protocol.error_xml("InternalFailure", "", request_id, self.namespace)
+        return Answer(500, body, self.content_type, "InternalFailure")
+
+    def invalid_action(self, action: str, version: str, request_id: str) -> Answer:
+        message = f"Could not find operation {action} for version {version}"
+        body = query_protocol.error_xml(
+            "InvalidAction", message, request_id, query_protocol.FAULT_NAMESPACE
+        )
+        return Answer(400, body, self.content_type, "InvalidAction")
+
+
+class StsEndpoint(QueryEndpoint):
     """GetCallerIdentity (which SDKs and tools call to check their credentials), AssumeRole and
     GetSessionToken."""
 
     service = "sts"
-    content_type = query_protocol.CONTENT_TYPE
     _VERSION = "2011-06-15"
     _ACTIONS = frozenset({"GetCallerIdentity", "AssumeRole", "GetSessionToken"})
 
@@ -86,11 +119,7 @@ class StsEndpoint:
         version = params.get("Version") or "NO_VERSION_SPECIFIED"
         known = action in self._ACTIONS and (action == "GetCallerIdentity" or self._sts)
         if not known or version != self._VERSION:
-            message = f"Could not find operation {action} for version {version}"
-            body = query_protocol.error_xml(
-                "InvalidAction", message, facts.request_id, query_protocol.FAULT_NAMESPACE
-            )
-            return Answer(400, body, self.content_type, "InvalidAction")
+            return self.invalid_action(action, version, facts.request_id)
         principal = authenticated.principal
         if action == "GetCallerIdentity":
             facts.read_only = True
@@ -119,20 +148,44 @@ class StsEndpoint:
             body = query_protocol.session_token_xml(_credentials(issued), facts.request_id)
         return Answer(200, body, self.content_type)
 
-    def error(self, error: KmsError, request_id: str) -> Answer:
-        code, status = query_protocol.query_error(error)
-        body = query_protocol.error_xml(code, error.message or "", request_id)
-        return Answer(status, body, self.content_type, code)
 
-    def too_large(self, request_id: str) -> Answer:
-        body = query_protocol.error_xml(
-            "RequestEntityTooLarge", "The request body is too large.", request_id
+class IamEndpoint(QueryEndpoint):
+    """The IAM subset that manages an account's users, roles, access keys, inline policies
+    and tags (``openkms.iam.admin_api``), read and answered by IAM's service model."""
+
+    service = "iam"
+    _VERSION = "2010-05-08"
+
+    def __init__(self, authenticator: Authenticator, admin: IamAdministration) -> None:
+        self._authenticator = authenticator
+        self._admin = admin
+        self._model = load_iam_model()
+        self.namespace = self._model.xml_namespace
+
+    def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
+        params = query_protocol.decode_parameters(signed.raw_query, signed.body)
+        action = params.get("Action", "")
+        facts.operation = f"iam:{loggable_name(action)}"
+        authenticated = self._authenticator.authenticate(signed, "iam", facts.source_address)
+        facts.principal, facts.region = authenticated.principal, authenticated.region
+        version = params.get("Version") or "NO_VERSION_SPECIFIED"
+        if not self._admin.knows(action) or version != self._VERSION:
+            return self.invalid_action(action, version, facts.request_id)
+        facts.read_only = action.startswith(("Get", "List"))
+        request = validate_input(
+            self._model, action, query_shapes.read_input(self._model, action, params)
         )
-        return Answer(413, body, self.content_type, "RequestEntityTooLarge")
-
-    def internal_error(self, request_id: str) -> Answer:
-        body = query_protocol.error_xml("InternalFailure", "", request_id)
-        return Answer(500, body, self.content_type, "InternalFailure")
+        call = AdminCall(
+            authenticated.principal,
+            action,
+            request,
+            authenticated.region,
+            facts.source_address,
+            facts.secure_transport,
+        )
+        result = self._admin.call(call)
+        body = query_shapes.result_xml(self._model, action, result, facts.request_id)
+        return Answer(200, body, self.content_type)
 
 
 def _credentials(issued: TemporaryCredentials) -> str:

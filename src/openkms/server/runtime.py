@@ -20,6 +20,7 @@ from openkms.iam.accounts import (
     new_account_id,
     new_secret_access_key,
 )
+from openkms.iam.admin_api import IamAdministration
 from openkms.iam.sts import SecurityTokenService
 from openkms.jobs import JobRunner, LifecycleJobs
 from openkms.keystore import IntegrityError, SoftwareKeyStore
@@ -62,6 +63,7 @@ class Runtime:
     jobs: JobRunner
     first_credentials: IssuedCredentials | None
     sts: SecurityTokenService | None = None
+    iam_admin: IamAdministration | None = None
 
     def close(self) -> None:
         """Release what the runtime holds: the jobs, the change feed, the log, the database."""
@@ -150,6 +152,7 @@ def build_runtime(
         jobs,
         credentials,
         sts,
+        IamAdministration(db, root_key, clock, identities),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable
 from typing import Any
@@ -148,6 +149,11 @@ class Transaction:
             self.connection.execute(select(func.count()).select_from(schema.accounts)).scalar_one()
         )
 
+    def account_created_at(self, account_id: str) -> dt.datetime | None:
+        table = schema.accounts
+        query = select(table.c.created_at).where(table.c.account_id == account_id)
+        return self.connection.execute(query).scalar()
+
     def insert_account(self, account_id: str, created_at: Any) -> None:
         self.connection.execute(
             insert(schema.accounts).values(account_id=account_id, created_at=created_at)
@@ -165,6 +171,17 @@ class Transaction:
             select(table).where(table.c.account_id == account_id, table.c.user_name == user_name)
         ).first()
         return UserRecord(**row._mapping) if row is not None else None
+
+    def list_users(self, account_id: str, after: str, limit: int) -> list[UserRecord]:
+        """The account's users by name, those named after ``after``, at most ``limit``."""
+        table = schema.iam_users
+        query = (
+            select(table)
+            .where(table.c.account_id == account_id, table.c.user_name > after)
+            .order_by(table.c.user_name)
+            .limit(limit)
+        )
+        return [UserRecord(**row) for row in self.connection.execute(query).mappings()]
 
     def put_user_policy(self, user: UserRecord, policy_name: str, document: str) -> None:
         table = schema.iam_user_policies
@@ -328,6 +345,26 @@ class Transaction:
         )
         self.changes.add(IdentityChanged(role.arn))
         return bool(result.rowcount)
+
+    def list_roles(self, account_id: str, after: str, limit: int) -> list[RoleRecord]:
+        """The account's roles by name, those named after ``after``, at most ``limit``."""
+        table = schema.iam_roles
+        query = (
+            select(table)
+            .where(table.c.account_id == account_id, table.c.role_name > after)
+            .order_by(table.c.role_name)
+            .limit(limit)
+        )
+        return [RoleRecord(**row) for row in self.connection.execute(query).mappings()]
+
+    def set_trust_policy(self, role: RoleRecord, document: str) -> None:
+        table = schema.iam_roles
+        self.connection.execute(
+            update(table)
+            .where(table.c.account_id == role.account_id, table.c.role_name == role.role_name)
+            .values(trust_policy=document)
+        )
+        self.changes.add(IdentityChanged(role.arn))
 
     def role_policies(self, role_arn: str) -> list[tuple[str, str]]:
         """(policy name, document) of the role with this ARN, by name."""
