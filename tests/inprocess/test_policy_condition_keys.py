@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from openkms.errors import KmsError
 from tests.inprocess.conftest import ACCOUNT_ID, Kms
@@ -56,6 +59,7 @@ class Case:
     # None: the request cannot choose the value; the policy names it, then another.
     request: Callable[[Kms, dict[str, Any], bool], Any] | None
     create: dict[str, str] | None = None  # CreateKey parameters of the key under test
+    wrong: str | None = None  # the value that must not match (default: "not-" + value)
 
 
 def _encrypt(context: dict[str, str] | None = None) -> Callable[..., Any]:
@@ -126,6 +130,9 @@ CASES = [
     ),
     Case("kms:CallerAccount", "StringEquals", ACCOUNT_ID, "kms:Encrypt", None),
     Case("kms:EncryptionAlgorithm", "StringEquals", "SYMMETRIC_DEFAULT", "kms:Encrypt", None),
+    Case("kms:KeyUsage", "StringEquals", "ENCRYPT_DECRYPT", "kms:Encrypt", None),
+    Case("kms:KeyOrigin", "StringEquals", "AWS_KMS", "kms:Encrypt", None),
+    Case("kms:MultiRegion", "Bool", "false", "kms:Encrypt", None, wrong="true"),
     Case("kms:RequestAlias", "StringLike", "alias/cond-*", "kms:Encrypt", _by_alias),
     Case("kms:SigningAlgorithm", "StringEquals", "ECDSA_SHA_256", "kms:Sign", None, SIGNING),
     Case("kms:MessageType", "StringEquals", "RAW", "kms:Sign", _sign, SIGNING),
@@ -173,6 +180,20 @@ CASES = [
         ),
         {"Origin": "EXTERNAL"},
     ),
+    Case(
+        "kms:WrappingAlgorithm",
+        "StringEquals",
+        "RSAES_OAEP_SHA_256",
+        "kms:GetParametersForImport",
+        _parameter(
+            "GetParametersForImport",
+            "WrappingAlgorithm",
+            "RSAES_OAEP_SHA_256",
+            "RSAES_OAEP_SHA_1",
+            WrappingKeySpec="RSA_2048",
+        ),
+        {"Origin": "EXTERNAL"},
+    ),
 ]
 
 
@@ -193,7 +214,8 @@ def test_the_condition_key_flips_the_decision(kms: Kms, case: Case) -> None:
                 params.update(Message=b"m", MacAlgorithm="HMAC_SHA_256")
             return kms.call(operation, **params)
 
-        for value, allowed in ((case.value, True), ("not-" + str(case.value), False)):
+        wrong = case.wrong or "not-" + str(case.value)
+        for value, allowed in ((case.value, True), (wrong, False)):
             kms.call(
                 "PutKeyPolicy",
                 KeyId=key["KeyId"],
@@ -284,3 +306,104 @@ def test_a_resource_aliases_condition_reads_the_keys_aliases(kms: Kms) -> None:
     _expect(kms, key, "kms:Encrypt", False, encrypt)
     kms.call("CreateAlias", AliasName="alias/finance", TargetKeyId=key["KeyId"])
     encrypt()
+
+
+_OAEP = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+
+
+def _import_material(kms: Kms, key: dict[str, Any], **params: Any) -> Any:
+    given = kms.call(
+        "GetParametersForImport",
+        KeyId=key["KeyId"],
+        WrappingAlgorithm="RSAES_OAEP_SHA_256",
+        WrappingKeySpec="RSA_2048",
+    )
+    public_key = serialization.load_der_public_key(given["PublicKey"])
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    return kms.call(
+        "ImportKeyMaterial",
+        KeyId=key["KeyId"],
+        ImportToken=given["ImportToken"],
+        EncryptedKeyMaterial=public_key.encrypt(os.urandom(32), _OAEP),
+        **params,
+    )
+
+
+@pytest.mark.parametrize(
+    ("condition", "allowed", "refused"),
+    [
+        (
+            {"StringEquals": {"kms:ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}},
+            {"ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"},
+            {"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": 10},
+        ),
+        (
+            {"NumericLessThanEquals": {"kms:ValidTo": 30}},
+            {"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": 10},
+            {"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": 60},
+        ),
+    ],
+    ids=["kms:ExpirationModel", "kms:ValidTo"],
+)
+def test_import_condition_keys_flip_the_decision(
+    kms: Kms, clock: Any, condition: dict[str, Any], allowed: dict[str, Any], refused: Any
+) -> None:
+    """ImportKeyMaterial's keys; ValidTo in days from now in the table, a Unix time (in
+    seconds) in the policy and the request, as AWS compares it."""
+    now = clock.now()
+
+    def moment(days: int) -> Any:
+        return now + dt.timedelta(days=days)
+
+    for operator, values in condition.items():
+        for name, value in values.items():
+            if name == "kms:ValidTo":
+                values[name] = str(int(moment(value).timestamp()))
+        condition[operator] = values
+
+    def resolved(params: dict[str, Any]) -> dict[str, Any]:
+        return {k: moment(v).timestamp() if k == "ValidTo" else v for k, v in params.items()}
+
+    policy = json.loads(_policy(condition, ["kms:ImportKeyMaterial"]))
+    policy["Statement"][0]["Action"].append("kms:GetParametersForImport")
+    key = kms.create_key(Origin="EXTERNAL")
+    kms.call("PutKeyPolicy", KeyId=key["KeyId"], Policy=json.dumps(policy))
+    _expect(
+        kms,
+        key,
+        "kms:ImportKeyMaterial",
+        False,
+        lambda: _import_material(kms, key, **resolved(refused)),
+    )
+    _expect(
+        kms,
+        key,
+        "kms:ImportKeyMaterial",
+        True,
+        lambda: _import_material(kms, key, **resolved(allowed)),
+    )
+
+
+def test_the_bypass_lockout_condition_key_flips_a_deny(kms: Kms) -> None:
+    """kms:BypassPolicyLockoutSafetyCheck: false where the parameter is left out; a Deny on
+    true stops a PutKeyPolicy that bypasses the check and lets one that does not through."""
+    key = kms.create_key()
+    policy = json.loads(_policy({}, []))
+    policy["Statement"][1] = {
+        "Effect": "Deny",
+        "Principal": {"AWS": ROOT},
+        "Action": "kms:PutKeyPolicy",
+        "Resource": "*",
+        "Condition": {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}},
+    }
+    text = json.dumps(policy)
+    kms.call("PutKeyPolicy", KeyId=key["KeyId"], Policy=text)
+    with pytest.raises(KmsError) as caught:
+        kms.call(
+            "PutKeyPolicy", KeyId=key["KeyId"], Policy=text, BypassPolicyLockoutSafetyCheck=True
+        )
+    assert caught.value.message == (
+        f"User: {ROOT} is not authorized to perform: kms:PutKeyPolicy on resource: "
+        f"{key['Arn']} with an explicit deny in a resource-based policy"
+    )
+    kms.call("PutKeyPolicy", KeyId=key["KeyId"], Policy=text, BypassPolicyLockoutSafetyCheck=False)
