@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from tests.e2e.kms_management import client
 from tests.e2e.test_awscli import _aws_executable
+from tests.e2e.test_sts_sessions import error_of
 from tests.support import ACCOUNT_ID, CLIENT_CONFIG, REGION, OpenKmsServer
 
 ROOT = f"arn:aws:iam::{ACCOUNT_ID}:root"
@@ -59,17 +59,6 @@ def iam_client(
         aws_secret_access_key=secret,
         aws_session_token=token,
         config=config,
-    )
-
-
-def error_of(call: Any, **params: Any) -> tuple[str, str, int]:
-    with pytest.raises(ClientError) as info:
-        call(**params)
-    response = info.value.response
-    return (
-        response["Error"]["Code"],
-        response["Error"].get("Message", ""),
-        response["ResponseMetadata"]["HTTPStatusCode"],
     )
 
 

@@ -16,6 +16,7 @@ runs; this module only maps IAM's parameters onto them and their results onto IA
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -220,63 +221,39 @@ class IamAdministration:
         owner = users.principal_arn(call.account_id, _key_owner(call))
         users.delete_access_key(self._db, call.account_id, call.params["AccessKeyId"], owner)
 
-    # -- inline policies ------------------------------------------------------------------
+    # -- inline policies (of a user or a role: ``kind``) ----------------------------------
 
-    def put_user_policy(self, call: AdminCall) -> None:
+    def put_policy(self, call: AdminCall, kind: str) -> None:
         p = call.params
-        users.put_user_policy(
-            self._db, call.account_id, p["UserName"], p["PolicyName"], p["PolicyDocument"]
-        )
+        put = users.put_user_policy if kind == "user" else roles.put_role_policy
+        put(self._db, call.account_id, p[_MEMBER[kind]], p["PolicyName"], p["PolicyDocument"])
 
-    def get_user_policy(self, call: AdminCall) -> dict[str, Any]:
-        name, policy = call.params["UserName"], call.params["PolicyName"]
-        with self._db.transaction(readonly=True) as tx:
-            user = _existing_user(tx.get_user(call.account_id, name), name)
-            documents = dict(tx.user_policies(user.arn))
-        return {
-            "UserName": name,
-            "PolicyName": policy,
-            "PolicyDocument": _policy(documents, policy, "user"),
-        }
+    def get_policy(self, call: AdminCall, kind: str) -> dict[str, Any]:
+        name, documents = self._inline_policies(call, kind)
+        policy = call.params["PolicyName"]
+        if policy not in documents:
+            raise IamError("NoSuchEntity", f"The {kind} policy with name {policy} cannot be found.")
+        return {_MEMBER[kind]: name, "PolicyName": policy, "PolicyDocument": documents[policy]}
 
-    def list_user_policies(self, call: AdminCall) -> dict[str, Any]:
-        name = call.params["UserName"]
-        with self._db.transaction(readonly=True) as tx:
-            user = _existing_user(tx.get_user(call.account_id, name), name)
-            names = tx.user_policy_names(user)
-        return {"PolicyNames": names, "IsTruncated": False}
+    def list_policies(self, call: AdminCall, kind: str) -> dict[str, Any]:
+        _, documents = self._inline_policies(call, kind)
+        return {"PolicyNames": sorted(documents), "IsTruncated": False}
 
-    def delete_user_policy(self, call: AdminCall) -> None:
+    def delete_policy(self, call: AdminCall, kind: str) -> None:
         p = call.params
-        users.delete_user_policy(self._db, call.account_id, p["UserName"], p["PolicyName"])
+        delete = users.delete_user_policy if kind == "user" else roles.delete_role_policy
+        delete(self._db, call.account_id, p[_MEMBER[kind]], p["PolicyName"])
 
-    def put_role_policy(self, call: AdminCall) -> None:
-        p = call.params
-        roles.put_role_policy(
-            self._db, call.account_id, p["RoleName"], p["PolicyName"], p["PolicyDocument"]
-        )
-
-    def get_role_policy(self, call: AdminCall) -> dict[str, Any]:
-        name, policy = call.params["RoleName"], call.params["PolicyName"]
+    def _inline_policies(self, call: AdminCall, kind: str) -> tuple[str, dict[str, str]]:
+        name = call.params[_MEMBER[kind]]
         with self._db.transaction(readonly=True) as tx:
-            role = _existing_role(tx.get_role(call.account_id, name), name)
-            documents = dict(tx.role_policies(role.arn))
-        return {
-            "RoleName": name,
-            "PolicyName": policy,
-            "PolicyDocument": _policy(documents, policy, "role"),
-        }
-
-    def list_role_policies(self, call: AdminCall) -> dict[str, Any]:
-        name = call.params["RoleName"]
-        with self._db.transaction(readonly=True) as tx:
-            role = _existing_role(tx.get_role(call.account_id, name), name)
-            names = [policy for policy, _ in tx.role_policies(role.arn)]
-        return {"PolicyNames": names, "IsTruncated": False}
-
-    def delete_role_policy(self, call: AdminCall) -> None:
-        p = call.params
-        roles.delete_role_policy(self._db, call.account_id, p["RoleName"], p["PolicyName"])
+            if kind == "user":
+                user = _existing_user(tx.get_user(call.account_id, name), name)
+                texts = tx.user_policies(user.arn)
+            else:
+                role = _existing_role(tx.get_role(call.account_id, name), name)
+                texts = tx.role_policies(role.arn)
+        return name, dict(texts)
 
     # -- roles ----------------------------------------------------------------------------
 
@@ -324,34 +301,19 @@ class IamAdministration:
     def delete_role(self, call: AdminCall) -> None:
         roles.delete_role(self._db, call.account_id, call.params["RoleName"])
 
-    # -- tags -----------------------------------------------------------------------------
+    # -- tags (of a user or a role: ``kind``) ---------------------------------------------
 
-    def tag_user(self, call: AdminCall) -> None:
-        p = call.params
-        roles.tag_principal(self._db, call.account_id, "user", p["UserName"], _tags(p))
+    def tag(self, call: AdminCall, kind: str) -> None:
+        name = call.params[_MEMBER[kind]]
+        roles.tag_principal(self._db, call.account_id, kind, name, _tags(call.params))
 
-    def untag_user(self, call: AdminCall) -> None:
-        p = call.params
-        roles.untag_principal(self._db, call.account_id, "user", p["UserName"], p["TagKeys"])
+    def untag(self, call: AdminCall, kind: str) -> None:
+        name, keys = call.params[_MEMBER[kind]], call.params["TagKeys"]
+        roles.untag_principal(self._db, call.account_id, kind, name, keys)
 
-    def list_user_tags(self, call: AdminCall) -> dict[str, Any]:
-        found = roles.list_principal_tags(
-            self._db, call.account_id, "user", call.params["UserName"]
-        )
-        return {"Tags": _tag_list(found), "IsTruncated": False}
-
-    def tag_role(self, call: AdminCall) -> None:
-        p = call.params
-        roles.tag_principal(self._db, call.account_id, "role", p["RoleName"], _tags(p))
-
-    def untag_role(self, call: AdminCall) -> None:
-        p = call.params
-        roles.untag_principal(self._db, call.account_id, "role", p["RoleName"], p["TagKeys"])
-
-    def list_role_tags(self, call: AdminCall) -> dict[str, Any]:
-        found = roles.list_principal_tags(
-            self._db, call.account_id, "role", call.params["RoleName"]
-        )
+    def list_tags(self, call: AdminCall, kind: str) -> dict[str, Any]:
+        name = call.params[_MEMBER[kind]]
+        found = roles.list_principal_tags(self._db, call.account_id, kind, name)
         return {"Tags": _tag_list(found), "IsTruncated": False}
 
     def _account_created(self, account_id: str) -> dt.datetime:
@@ -397,6 +359,37 @@ def _key_owner(call: AdminCall) -> str | None:
     return call.params.get("UserName") or _own_user_name(call)
 
 
+_MEMBER = {"user": "UserName", "role": "RoleName"}
+
+
+def _per_kind(kind: str, resource: Resource) -> dict[str, AdminOperation]:
+    """The inline-policy and tag operations of users or of roles (IAM's PutUserPolicy and
+    PutRolePolicy, TagUser and TagRole, …), one handler for both kinds."""
+    noun = kind.capitalize()
+    handlers: dict[str, Callable[[IamAdministration, AdminCall, str], Any]] = {
+        f"Put{noun}Policy": IamAdministration.put_policy,
+        f"Get{noun}Policy": IamAdministration.get_policy,
+        f"List{noun}Policies": IamAdministration.list_policies,
+        f"Delete{noun}Policy": IamAdministration.delete_policy,
+        f"Tag{noun}": IamAdministration.tag,
+        f"Untag{noun}": IamAdministration.untag,
+        f"List{noun}Tags": IamAdministration.list_tags,
+    }
+    return {
+        name: AdminOperation(functools.partial(_with_kind, handler, kind), resource)
+        for name, handler in handlers.items()
+    }
+
+
+def _with_kind(
+    handler: Callable[[IamAdministration, AdminCall, str], Any],
+    kind: str,
+    admin: IamAdministration,
+    call: AdminCall,
+) -> Any:
+    return handler(admin, call, kind)
+
+
 OPERATIONS: dict[str, AdminOperation] = {
     "CreateUser": AdminOperation(IamAdministration.create_user, _named_user),
     "GetUser": AdminOperation(IamAdministration.get_user, _user_or_self),
@@ -406,10 +399,7 @@ OPERATIONS: dict[str, AdminOperation] = {
     "ListAccessKeys": AdminOperation(IamAdministration.list_access_keys, _user_or_self),
     "UpdateAccessKey": AdminOperation(IamAdministration.update_access_key, _user_or_self),
     "DeleteAccessKey": AdminOperation(IamAdministration.delete_access_key, _user_or_self),
-    "PutUserPolicy": AdminOperation(IamAdministration.put_user_policy, _named_user),
-    "GetUserPolicy": AdminOperation(IamAdministration.get_user_policy, _named_user),
-    "ListUserPolicies": AdminOperation(IamAdministration.list_user_policies, _named_user),
-    "DeleteUserPolicy": AdminOperation(IamAdministration.delete_user_policy, _named_user),
+    **_per_kind("user", _named_user),
     "CreateRole": AdminOperation(IamAdministration.create_role, _named_role),
     "GetRole": AdminOperation(IamAdministration.get_role, _named_role),
     "ListRoles": AdminOperation(IamAdministration.list_roles, _account_wide),
@@ -417,16 +407,7 @@ OPERATIONS: dict[str, AdminOperation] = {
         IamAdministration.update_assume_role_policy, _named_role
     ),
     "DeleteRole": AdminOperation(IamAdministration.delete_role, _named_role),
-    "PutRolePolicy": AdminOperation(IamAdministration.put_role_policy, _named_role),
-    "GetRolePolicy": AdminOperation(IamAdministration.get_role_policy, _named_role),
-    "ListRolePolicies": AdminOperation(IamAdministration.list_role_policies, _named_role),
-    "DeleteRolePolicy": AdminOperation(IamAdministration.delete_role_policy, _named_role),
-    "TagUser": AdminOperation(IamAdministration.tag_user, _named_user),
-    "UntagUser": AdminOperation(IamAdministration.untag_user, _named_user),
-    "ListUserTags": AdminOperation(IamAdministration.list_user_tags, _named_user),
-    "TagRole": AdminOperation(IamAdministration.tag_role, _named_role),
-    "UntagRole": AdminOperation(IamAdministration.untag_role, _named_role),
-    "ListRoleTags": AdminOperation(IamAdministration.list_role_tags, _named_role),
+    **_per_kind("role", _named_role),
 }
 
 
@@ -487,14 +468,6 @@ def _access_key(record: AccessKeyRecord, user_name: str | None) -> dict[str, Any
         "Status": record.status,
         "CreateDate": record.created_at,
     }
-
-
-def _policy(documents: Mapping[str, str], policy_name: str, kind: str) -> str:
-    if policy_name not in documents:
-        raise IamError(
-            "NoSuchEntity", f"The {kind} policy with name {policy_name} cannot be found."
-        )
-    return documents[policy_name]
 
 
 def _existing_user(user: UserRecord | None, name: str) -> UserRecord:
