@@ -182,11 +182,7 @@ class IamAdministration:
         after, limit = _page(call.params)
         with self._db.transaction(readonly=True) as tx:
             found = tx.list_users(call.account_id, after, limit + 1)
-        page = found[:limit]
-        result: dict[str, Any] = {"Users": [_user(u, ()) for u in page], "IsTruncated": False}
-        if len(found) > limit:
-            result.update(IsTruncated=True, Marker=page[-1].user_name)
-        return result
+        return _paged("Users", [(u.user_name, _user(u, ())) for u in found], limit)
 
     def delete_user(self, call: AdminCall) -> None:
         roles.delete_user(self._db, call.account_id, call.params["UserName"])
@@ -288,11 +284,7 @@ class IamAdministration:
         after, limit = _page(call.params)
         with self._db.transaction(readonly=True) as tx:
             found = tx.list_roles(call.account_id, after, limit + 1)
-        page = found[:limit]
-        result: dict[str, Any] = {"Roles": [_role(r, ()) for r in page], "IsTruncated": False}
-        if len(found) > limit:
-            result.update(IsTruncated=True, Marker=page[-1].role_name)
-        return result
+        return _paged("Roles", [(r.role_name, _role(r, ())) for r in found], limit)
 
     def update_assume_role_policy(self, call: AdminCall) -> None:
         p = call.params
@@ -422,6 +414,16 @@ def _refuse_path(params: Mapping[str, Any], member: str = "Path") -> None:
 
 def _page(params: Mapping[str, Any]) -> tuple[str, int]:
     return params.get("Marker", ""), params.get("MaxItems", _DEFAULT_MAX_ITEMS)
+
+
+def _paged(member: str, found: list[tuple[str, dict[str, Any]]], limit: int) -> dict[str, Any]:
+    """A page of at most ``limit`` of ``found`` (name, shape) pairs, read one past the limit
+    to know whether more follow; the marker is the page's last name."""
+    page = found[:limit]
+    result: dict[str, Any] = {member: [shape for _, shape in page], "IsTruncated": False}
+    if len(found) > limit:
+        result.update(IsTruncated=True, Marker=page[-1][0])
+    return result
 
 
 def _tags(params: Mapping[str, Any]) -> list[tuple[str, str]]:

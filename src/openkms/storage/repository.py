@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from openkms.storage import schema
@@ -174,14 +174,19 @@ class Transaction:
 
     def list_users(self, account_id: str, after: str, limit: int) -> list[UserRecord]:
         """The account's users by name, those named after ``after``, at most ``limit``."""
-        table = schema.iam_users
+        rows = self._by_name(schema.iam_users, "user_name", account_id, after, limit)
+        return [UserRecord(**row) for row in rows]
+
+    def _by_name(
+        self, table: Table, name: str, account_id: str, after: str, limit: int
+    ) -> list[Any]:
         query = (
             select(table)
-            .where(table.c.account_id == account_id, table.c.user_name > after)
-            .order_by(table.c.user_name)
+            .where(table.c.account_id == account_id, table.c[name] > after)
+            .order_by(table.c[name])
             .limit(limit)
         )
-        return [UserRecord(**row) for row in self.connection.execute(query).mappings()]
+        return list(self.connection.execute(query).mappings())
 
     def put_user_policy(self, user: UserRecord, policy_name: str, document: str) -> None:
         table = schema.iam_user_policies
@@ -348,14 +353,8 @@ class Transaction:
 
     def list_roles(self, account_id: str, after: str, limit: int) -> list[RoleRecord]:
         """The account's roles by name, those named after ``after``, at most ``limit``."""
-        table = schema.iam_roles
-        query = (
-            select(table)
-            .where(table.c.account_id == account_id, table.c.role_name > after)
-            .order_by(table.c.role_name)
-            .limit(limit)
-        )
-        return [RoleRecord(**row) for row in self.connection.execute(query).mappings()]
+        rows = self._by_name(schema.iam_roles, "role_name", account_id, after, limit)
+        return [RoleRecord(**row) for row in rows]
 
     def set_trust_policy(self, role: RoleRecord, document: str) -> None:
         table = schema.iam_roles
