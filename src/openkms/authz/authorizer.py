@@ -142,7 +142,7 @@ class PolicyAuthorizer:
         caller = _caller(request.principal)
         same_account = request.resource_account == caller.account_id
         # One set of condition keys for both passes, built only if a Condition asks.
-        condition_keys = _condition_keys(request)
+        condition_keys = condition_keys_of(request)
         identity = self._identity_outcome(request, caller, condition_keys)
         if identity.denied:
             raise access_denied(request, EXPLICIT_IDENTITY_DENY)
@@ -264,7 +264,7 @@ def _stored_policy_refused(request: AuthorizationRequest, caller: Caller) -> Out
     return NOTHING_APPLIES
 
 
-def _condition_keys(request: AuthorizationRequest) -> ConditionKeys:
+def condition_keys_of(request: AuthorizationRequest) -> ConditionKeys:
     """The request's condition keys, made on the first call and the same on every later one
     (each document evaluated reads the values already worked out)."""
     made: list[tuple[RequestKeys, PolicyVariables]] = []

@@ -21,10 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from openkms.authz.authorizer import AuthorizationRequest
+from openkms.authz.authorizer import AuthorizationRequest, condition_keys_of
 from openkms.authz.evaluation import Reach, caller_of, evaluate_all
 from openkms.authz.identity import IdentityPolicies
-from openkms.authz.request_keys import PolicyVariables, RequestKeys
 from openkms.clock import Clock
 from openkms.errors import AccessDeniedException, KmsError
 from openkms.iam import roles, users
@@ -133,16 +132,8 @@ class IamAdministration:
             source_ip=call.source_ip,
             secure_transport=call.secure_transport,
         )
-        made: list[tuple[RequestKeys, PolicyVariables]] = []
-
-        def condition_keys() -> tuple[RequestKeys, PolicyVariables]:
-            if not made:
-                keys = RequestKeys(request)
-                made.append((keys, PolicyVariables(keys)))
-            return made[0]
-
         outcome = evaluate_all(
-            self._identities.of(caller.arn), caller, action, resource, condition_keys
+            self._identities.of(caller.arn), caller, action, resource, condition_keys_of(request)
         )
         if outcome.denied:
             raise AccessDeniedException(
