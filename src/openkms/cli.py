@@ -271,7 +271,9 @@ def _admin_storage(
     try:
         yield db, root_key
     except ValueError as error:
-        raise click.ClickException(str(error)) from None
+        # An IAM quota is reported with IAM's error code, as the AWS CLI would show it.
+        limit = getattr(error, "code", None) == "LimitExceeded"
+        raise click.ClickException(f"LimitExceeded: {error}" if limit else str(error)) from None
     finally:
         db.dispose()
 

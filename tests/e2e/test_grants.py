@@ -114,10 +114,39 @@ def test_grant_errors_over_the_wire(kms, user):
     )
     fails(
         kms.create_grant,
-        "ValidationException",
+        "InvalidArnException",
+        "ARN does not refer to a valid principal: nobody",
         KeyId=key["KeyId"],
         GranteePrincipal="nobody",
         Operations=["Encrypt"],
+    )
+    missing = f"arn:aws:iam::{ACCOUNT_ID}:user/no-such-user"
+    fails(
+        kms.create_grant,
+        "InvalidArnException",
+        f"ARN does not refer to a valid principal: {missing}",
+        KeyId=key["KeyId"],
+        GranteePrincipal=user["Arn"],
+        RetiringPrincipal=missing,
+        Operations=["Encrypt"],
+    )
+    kms.create_alias(AliasName=f"alias/grant-{key['KeyId']}", TargetKeyId=key["KeyId"])
+    fails(
+        kms.create_grant,
+        "InvalidArnException",
+        "Key Aliases are not supported for this operation.",
+        KeyId=f"alias/grant-{key['KeyId']}",
+        GranteePrincipal=user["Arn"],
+        Operations=["Encrypt"],
+    )
+    fails(
+        kms.create_grant,
+        "ValidationException",
+        "EncryptionContextSubset can have at most 8 encryption context pairs.",
+        KeyId=key["KeyId"],
+        GranteePrincipal=user["Arn"],
+        Operations=["Encrypt"],
+        Constraints={"EncryptionContextSubset": {f"k{i}": "v" for i in range(9)}},
     )
     fails(
         kms.create_grant,

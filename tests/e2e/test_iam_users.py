@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from openkms.iam.users import MAX_USER_POLICY_SIZE, policy_size
 from tests.e2e.kms_management import client, fails, new_key
 from tests.support import ACCOUNT_ID
 
@@ -244,6 +245,42 @@ def test_admin_refuses_bad_users_and_policies(server, user):
         "put-user-policy", "--account-id", ACCOUNT_ID, "--user-name", user["UserName"],
         "--policy-name", "p", "--policy-document", "{",
     )  # fmt: skip
+
+
+def test_iam_quotas_and_case_insensitive_names_through_the_cli(server, kms, user, user_kms):
+    """IAM's aggregate inline-policy quota of a user (2048 non-whitespace characters) comes
+    back with IAM's code and words and changes nothing; names taken in another case are
+    taken."""
+
+    def admin_error(*args: str) -> str:
+        with pytest.raises(subprocess.CalledProcessError) as info:
+            server.admin(*args)
+        return info.value.stderr
+
+    assert "already exists" in admin_error(
+        "create-user", "--account-id", ACCOUNT_ID, "--user-name", user["UserName"].upper()
+    )
+    key = new_key(kms)
+    allow = document({"Effect": "Allow", "Action": "kms:Encrypt", "Resource": "*"})
+    server.put_user_policy(user, "small", allow)
+    # A Deny that alone fits the quota exactly (Sid padded), but not beside "small": the
+    # quota is the sum of the user's inline policies, whitespace not counted.
+    statement = {"Sid": "", "Effect": "Deny", "Action": "kms:Encrypt", "Resource": "*"}
+    statement["Sid"] = "x" * (MAX_USER_POLICY_SIZE - policy_size(document(statement)))
+    padded = document(statement)
+    assert policy_size(padded) == MAX_USER_POLICY_SIZE
+    error = admin_error(
+        "put-user-policy", "--account-id", ACCOUNT_ID, "--user-name", user["UserName"],
+        "--policy-name", "deny", "--policy-document", padded,
+    )  # fmt: skip
+    assert (
+        f"LimitExceeded: Maximum policy size of 2048 bytes exceeded for user {user['UserName']}"
+        in error
+    ), error
+    # Nothing changed: the Deny is not in force; in place of "small" it fits.
+    user_kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")
+    server.put_user_policy(user, "small", padded)
+    fails(user_kms.encrypt, "AccessDeniedException", KeyId=key["KeyId"], Plaintext=b"x")
 
 
 def test_access_keys_are_listed_deactivated_reactivated_and_deleted(server, user):

@@ -11,6 +11,7 @@ import pytest
 
 from openkms.authz.grant_tokens import issue_token
 from openkms.errors import KmsError
+from openkms.iam.roles import create_role, delete_role
 from tests.inprocess.conftest import (
     ACCOUNT_ID,
     OTHER_ACCOUNT_ID,
@@ -200,6 +201,53 @@ def test_constraints_are_refused_for_keys_without_encryption_context(kms: Kms) -
     assert _grants(kms, key) == []
 
 
+SOURCE = f"arn:aws:s3:::bucket-of-{ACCOUNT_ID}"
+SOURCE_ARN = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT_ID}:trail/audit"
+
+
+def test_a_source_arn_constraint_admits_only_requests_on_behalf_of_that_resource(
+    kms: Kms,
+) -> None:
+    """AWS: as aws:SourceArn in the grant. Only an AWS service acting for a resource sends
+    aws:SourceArn, and none calls openkms: such a grant gives its grantee nothing but
+    RetireGrant (which the constraint does not apply to)."""
+    user, plain_user = iam_user(kms), iam_user(kms)
+    key = kms.create_key()["KeyId"]
+    operations = ["Encrypt", "DescribeKey", "CreateGrant", "RetireGrant"]
+    made = _grant(kms, key, user.principal.arn, operations, Constraints={"SourceArn": SOURCE_ARN})
+    _grant(kms, key, plain_user.principal.arn, operations)
+    (entry,) = [g for g in _grants(kms, key) if g["GrantId"] == made["GrantId"]]
+    assert entry["Constraints"] == {"SourceArn": SOURCE_ARN}
+
+    plain_user.call("Encrypt", KeyId=key, Plaintext=b"x")
+    plain_user.call("DescribeKey", KeyId=key)
+    for call in (
+        lambda: user.call("Encrypt", KeyId=key, Plaintext=b"x", GrantTokens=[made["GrantToken"]]),
+        lambda: user.call("DescribeKey", KeyId=key),
+        lambda: _grant(user, key, plain_user.principal.arn, ["Encrypt"]),
+    ):
+        assert _code(call).code == "AccessDeniedException"
+    user.call("RetireGrant", KeyId=key, GrantId=made["GrantId"])
+    assert [g["GranteePrincipal"] for g in _grants(kms, key)] == [plain_user.principal.arn]
+
+
+def test_a_source_arn_constraint_suits_every_key_and_joins_a_context_constraint(
+    kms: Kms,
+) -> None:
+    signing = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyId"]
+    _grant(kms, signing, ROOT, ["Sign", "Verify"], Constraints={"SourceArn": SOURCE_ARN})
+    key = kms.create_key()["KeyId"]
+    both = {"SourceArn": SOURCE_ARN, "EncryptionContextSubset": {"a": "b"}}
+    _grant(kms, key, ROOT, ["Encrypt"], Constraints=both)
+    (entry,) = _grants(kms, key)
+    assert entry["Constraints"] == both
+    # The model's pattern: an ARN with an account.
+    error = _code(lambda: _grant(kms, key, ROOT, ["Encrypt"], Constraints={"SourceArn": SOURCE}))
+    assert error.code == "ValidationException"
+    assert "sourceArn" in error.message
+    assert len(_grants(kms, key)) == 1
+
+
 # -- creating a grant from a grant ----------------------------------------------------------
 
 
@@ -275,17 +323,34 @@ def test_the_same_name_and_request_is_the_same_grant(kms: Kms) -> None:
 # -- bad input -------------------------------------------------------------------------------
 
 
+_EIGHT_PAIRS = {f"k{i}": "v" for i in range(8)}
+_NOT_A_PRINCIPAL = "ARN does not refer to a valid principal: "
+
+
 @pytest.mark.parametrize(
-    ("params", "code"),
+    ("params", "code", "message"),
     [
-        ({"GranteePrincipal": "not-an-arn", "Operations": ["Encrypt"]}, "ValidationException"),
+        (
+            {"GranteePrincipal": "not-an-arn", "Operations": ["Encrypt"]},
+            "InvalidArnException",
+            _NOT_A_PRINCIPAL + "not-an-arn",
+        ),
         (
             {"GranteePrincipal": "arn:aws:s3:::bucket", "Operations": ["Encrypt"]},
-            "ValidationException",
+            "InvalidArnException",
+            _NOT_A_PRINCIPAL + "arn:aws:s3:::bucket",
         ),
-        ({"Operations": ["Encrypt"]}, "ValidationException"),
-        ({"GranteePrincipal": ROOT, "Operations": []}, "ValidationException"),
-        ({"GranteePrincipal": ROOT, "Operations": ["CreateGrant"]}, "ValidationException"),
+        ({"Operations": ["Encrypt"]}, "ValidationException", "GranteePrincipal is required."),
+        (
+            {"GranteePrincipal": ROOT, "Operations": []},
+            "ValidationException",
+            "The list of grant operations must not be empty.",
+        ),
+        (
+            {"GranteePrincipal": ROOT, "Operations": ["CreateGrant"]},
+            "ValidationException",
+            "Grants must not contain only the CreateGrant operation.",
+        ),
         (
             {
                 "GranteePrincipal": ROOT,
@@ -296,30 +361,150 @@ def test_the_same_name_and_request_is_the_same_grant(kms: Kms) -> None:
                 },
             },
             "ValidationException",
+            "More than one constraint supplied",
         ),
-        ({"GranteePrincipal": ROOT, "Operations": ["Sign"]}, "ValidationException"),
-        ({"GranteePrincipal": ROOT, "Operations": ["Nonsense"]}, "ValidationException"),
+        ({"GranteePrincipal": ROOT, "Operations": ["Sign"]}, "ValidationException", None),
+        ({"GranteePrincipal": ROOT, "Operations": ["Nonsense"]}, "ValidationException", None),
         (
             {"GranteePrincipal": ROOT, "Operations": ["Encrypt"], "RetiringPrincipal": "x"},
-            "ValidationException",
+            "InvalidArnException",
+            _NOT_A_PRINCIPAL + "x",
         ),
-        ({"GranteePrincipal": ROOT, "Operations": ["Encrypt"], "Name": "a b"}, None),
+        ({"GranteePrincipal": ROOT, "Operations": ["Encrypt"], "Name": "a b"}, None, None),
         (
             {
                 "GranteeServicePrincipal": "s3.amazonaws.com",
                 "Operations": ["Encrypt"],
             },
             "UnsupportedOperationException",
+            None,
+        ),
+        # Principals that do not exist, in this account, in another known one, or in none.
+        *(
+            (
+                {"GranteePrincipal": arn, "Operations": ["Encrypt"]},
+                "InvalidArnException",
+                _NOT_A_PRINCIPAL + arn,
+            )
+            for arn in (
+                f"arn:aws:iam::{ACCOUNT_ID}:user/nobody",
+                f"arn:aws:iam::{ACCOUNT_ID}:user/path/nobody",
+                f"arn:aws:iam::{ACCOUNT_ID}:role/nobody",
+                f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/nobody/session",
+                f"arn:aws:iam::{OTHER_ACCOUNT_ID}:user/nobody",
+                "arn:aws:iam::999988887777:role/nobody",
+                "arn:aws:sts::999988887777:federated-user/nobody",
+            )
+        ),
+        (
+            {
+                "GranteePrincipal": ROOT,
+                "RetiringPrincipal": f"arn:aws:iam::{ACCOUNT_ID}:role/nobody",
+                "Operations": ["Encrypt"],
+            },
+            "InvalidArnException",
+            _NOT_A_PRINCIPAL + f"arn:aws:iam::{ACCOUNT_ID}:role/nobody",
+        ),
+        # AWS's constraint limits: 8 pairs, 384 characters in all.
+        (
+            {
+                "GranteePrincipal": ROOT,
+                "Operations": ["Encrypt"],
+                "Constraints": {"EncryptionContextSubset": {**_EIGHT_PAIRS, "k8": "v"}},
+            },
+            "ValidationException",
+            "EncryptionContextSubset can have at most 8 encryption context pairs.",
+        ),
+        (
+            {
+                "GranteePrincipal": ROOT,
+                "Operations": ["Encrypt"],
+                "Constraints": {"EncryptionContextEquals": {"k": "v" * 384}},
+            },
+            "ValidationException",
+            "EncryptionContextEquals cannot exceed 384 characters (its keys and values together).",
         ),
     ],
 )
 def test_bad_create_grant_requests_change_nothing(
-    module_kms: Kms, params: dict[str, Any], code: str | None
+    module_kms: Kms, params: dict[str, Any], code: str | None, message: str | None
 ) -> None:
     key = module_kms.create_key()["KeyId"]
     error = _code(lambda: module_kms.call("CreateGrant", KeyId=key, **params))
-    assert error.code == (code or "ValidationException"), error.message
+    assert_error(error, code or "ValidationException", message)
     assert _grants(module_kms, key) == []
+
+
+@pytest.mark.parametrize("alias_form", ["name", "arn"])
+def test_create_grant_refuses_an_alias_as_aws_does(kms: Kms, alias_form: str) -> None:
+    key = kms.create_key()
+    kms.call("CreateAlias", AliasName="alias/granted", TargetKeyId=key["KeyId"])
+    alias = (
+        "alias/granted"
+        if alias_form == "name"
+        else key["Arn"].replace(f"key/{key['KeyId']}", "alias/granted")
+    )
+    error = _code(lambda: _grant(kms, alias, ROOT, ["Encrypt"]))
+    assert_error(error, "InvalidArnException", "Key Aliases are not supported for this operation.")
+    # Also an alias that names no key: the alias is refused before anything is looked up.
+    error = _code(lambda: _grant(kms, "alias/none", ROOT, ["Encrypt"]))
+    assert error.code == "InvalidArnException"
+    assert _grants(kms, key["KeyId"]) == []
+    # The key by id and by ARN still works.
+    _grant(kms, key["KeyId"], ROOT, ["Encrypt"])
+    _grant(kms, key["Arn"], ROOT, ["Decrypt"])
+    assert len(_grants(kms, key["KeyId"])) == 2
+
+
+def test_grants_name_principals_that_exist(runtime: Any, kms: Kms) -> None:
+    """Users, roles and role sessions of this and another known account; an account root or
+    id of any account, known or not."""
+    services = kms.runtime.services
+    other_account_root(runtime)  # makes the second account known
+    user = iam_user(kms)
+    trust = _policy({"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "sts:AssumeRole"})
+    role = create_role(services.db, services.clock, ACCOUNT_ID, "granted-role", trust)
+    other_role = create_role(services.db, services.clock, OTHER_ACCOUNT_ID, "theirs", trust)
+    key = kms.create_key()["KeyId"]
+    for grantee in (
+        user.principal.arn,
+        role.arn,
+        f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/granted-role/any-session",
+        other_role.arn,
+        f"arn:aws:sts::{OTHER_ACCOUNT_ID}:federated-user/fed",
+        f"arn:aws:iam::{OTHER_ACCOUNT_ID}:root",
+        "arn:aws:iam::999988887777:root",
+        "999988887777",
+    ):
+        _grant(kms, key, grantee, ["Encrypt"], RetiringPrincipal=role.arn)
+    assert len(_grants(kms, key)) == 8
+    # A principal that is gone is not a valid principal any more.
+    delete_role(services.db, OTHER_ACCOUNT_ID, "theirs")
+    error = _code(lambda: _grant(kms, key, other_role.arn, ["Decrypt"]))
+    assert_error(error, "InvalidArnException", _NOT_A_PRINCIPAL + other_role.arn)
+    assert len(_grants(kms, key)) == 8
+
+
+def test_existence_is_not_told_to_a_caller_who_may_not_create_grants(kms: Kms) -> None:
+    user = iam_user(kms)
+    key = kms.create_key()["KeyId"]
+    for grantee in (f"arn:aws:iam::{ACCOUNT_ID}:user/nobody", kms.principal.arn):
+        error = _code(lambda grantee=grantee: _grant(user, key, grantee, ["Encrypt"]))
+        assert error.code == "AccessDeniedException"
+
+
+def test_constraints_at_aws_s_limits_are_accepted(kms: Kms) -> None:
+    user = iam_user(kms)
+    key = kms.create_key()["KeyId"]
+    eight = {f"k{i}": "v" for i in range(8)}
+    _grant(
+        kms, key, user.principal.arn, ["Encrypt"], Constraints={"EncryptionContextEquals": eight}
+    )
+    # 384 characters, keys and values together.
+    full = {"k": "v" * 383}
+    _grant(kms, key, user.principal.arn, ["Encrypt"], Constraints={"EncryptionContextSubset": full})
+    user.call("Encrypt", KeyId=key, Plaintext=b"x", EncryptionContext=eight)
+    user.call("Encrypt", KeyId=key, Plaintext=b"x", EncryptionContext={**full, "more": "1"})
 
 
 def test_create_grant_on_a_disabled_key_is_refused(kms: Kms) -> None:
@@ -521,6 +706,16 @@ def _creator(kms: Kms, condition: dict[str, Any]) -> tuple[Kms, str]:
         (
             {"ForAnyValue:StringEquals": {"kms:GrantConstraintType": "EncryptionContextEquals"}},
             {"Constraints": {"EncryptionContextEquals": {"a": "b"}}},
+            {"Constraints": {"EncryptionContextSubset": {"a": "b"}}},
+        ),
+        (
+            {"StringEquals": {"kms:GrantConstraintSourceArn": SOURCE_ARN}},
+            {"Constraints": {"SourceArn": SOURCE_ARN}},
+            {"Constraints": {"SourceArn": SOURCE_ARN + "-2"}},
+        ),
+        (
+            {"ForAnyValue:StringEquals": {"kms:GrantConstraintType": "SourceArn"}},
+            {"Constraints": {"SourceArn": SOURCE_ARN, "EncryptionContextSubset": {"a": "b"}}},
             {"Constraints": {"EncryptionContextSubset": {"a": "b"}}},
         ),
         (

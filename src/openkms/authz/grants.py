@@ -47,6 +47,7 @@ GRANT_OPERATIONS = frozenset(
 
 EQUALS = "EncryptionContextEquals"
 SUBSET = "EncryptionContextSubset"
+SOURCE_ARN = "SourceArn"
 
 # The request member holding the encryption context a constraint is checked against, per
 # grant operation (ReEncrypt: the side the operation names).
@@ -72,6 +73,7 @@ class Grant:
     retiring: str | None
     operations: tuple[str, ...]
     constraints: Mapping[str, Mapping[str, str]]  # EQUALS or SUBSET -> pairs; may be empty
+    source_arn: str | None  # the SourceArn constraint
     issuing_account: str
     record: GrantRecord
 
@@ -79,6 +81,7 @@ class Grant:
     def from_record(cls, record: GrantRecord) -> Grant:
         operations = tuple(json.loads(record.operations))
         constraints = json.loads(record.constraints) if record.constraints else {}
+        source_arn = constraints.pop(SOURCE_ARN, None)
         return cls(
             grant_id=record.grant_id,
             key_id=record.key_id,
@@ -87,6 +90,7 @@ class Grant:
             retiring=record.retiring_principal,
             operations=operations,
             constraints=constraints,
+            source_arn=source_arn,
             issuing_account=record.issuing_account,
             record=record,
         )
@@ -95,6 +99,11 @@ class Grant:
         """Whether this grant covers ``operation`` (a grant operation name, "Encrypt") on
         a request with these parameters; the grantee was matched already."""
         if operation not in self.operations:
+            return False
+        if self.source_arn is not None:
+            # AWS: the grant allows only requests made on behalf of that resource (its
+            # aws:SourceArn), RetireGrant excepted (decided apart, by _grant_lets_retire). Only
+            # an AWS service acting for a resource sends aws:SourceArn, and none calls openkms.
             return False
         if operation == "CreateGrant":
             return self._may_pass_on(parameters)

@@ -82,6 +82,13 @@ def _grant_constraint_types(request: AuthorizationRequest) -> ContextValue:
     return None if not constraints else sorted(constraints)
 
 
+def _grant_constraint_source_arn(request: AuthorizationRequest) -> ContextValue:
+    if request.action.lower() not in _CREATE_GRANT:
+        return None
+    value: str | None = (request.parameters.get("Constraints") or {}).get("SourceArn")
+    return value
+
+
 def _encryption_context_keys(request: AuthorizationRequest) -> ContextValue:
     context = _encryption_context(request)
     return None if context is None else list(context)
@@ -226,6 +233,7 @@ _KEYS: dict[str, _Getter] = {
     "kms:granteeprincipal": _parameter("GranteePrincipal", _CREATE_GRANT),
     "kms:retiringprincipal": _parameter("RetiringPrincipal", _CREATE_GRANT),
     "kms:grantconstrainttype": _grant_constraint_types,
+    "kms:grantconstraintsourcearn": _grant_constraint_source_arn,
     # No openkms caller is an AWS service integrated with KMS.
     "kms:grantisforawsresource": lambda r: (
         False if r.action.lower() in _CREATE_GRANT_FAMILY else None

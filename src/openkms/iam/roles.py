@@ -14,7 +14,7 @@ from openkms.authz.policy import parse_policy
 from openkms.clock import Clock
 from openkms.errors import MalformedPolicyDocumentException
 from openkms.iam.accounts import check_account_id
-from openkms.iam.users import IdentityError, check_identity_policy
+from openkms.iam.users import IdentityError, check_identity_policy, check_policy_quota
 from openkms.storage import Database, DuplicateEntry
 from openkms.storage.records import RoleRecord, UserRecord
 from openkms.storage.repository import Transaction
@@ -25,6 +25,8 @@ _ID_ALPHABET = string.ascii_uppercase + string.digits
 # IAM's bounds of MaxSessionDuration, and its default.
 MIN_SESSION_DURATION = 3600
 MAX_SESSION_DURATION = 43200
+# IAM's quota of inline policies per role: their aggregate size, in non-whitespace characters.
+MAX_ROLE_POLICY_SIZE = 10240
 # IAM's tag limits (users and roles; STS session tags alike).
 MAX_TAGS = 50
 MAX_TAG_KEY = 128
@@ -83,7 +85,7 @@ def create_role(
         with db.transaction() as tx:
             if not tx.account_exists(account_id):
                 raise IdentityError(f"account {account_id} does not exist", code="NoSuchEntity")
-            if tx.get_role(account_id, role_name) is not None:
+            if tx.role_name_taken(account_id, role_name):
                 raise exists
             tx.insert_role(record)
             if tags:
@@ -125,7 +127,16 @@ def put_role_policy(
             f"the policy document is malformed: {error.message}", code="MalformedPolicyDocument"
         ) from None
     with db.transaction() as tx:
-        tx.put_role_policy(_role(tx, account_id, role_name), policy_name, document)
+        role = _role(tx, account_id, role_name)
+        check_policy_quota(
+            tx.role_policies(role.arn),
+            policy_name,
+            document,
+            MAX_ROLE_POLICY_SIZE,
+            "role",
+            role_name,
+        )
+        tx.put_role_policy(role, policy_name, document)
 
 
 def delete_role_policy(db: Database, account_id: str, role_name: str, policy_name: str) -> None:

@@ -43,6 +43,7 @@ from openkms.storage.records import RoleRecord
 _ROLE_ARN = re.compile(r"arn:aws:iam::(\d{12}):role/([\w+=,.@-]{1,64})", re.ASCII)
 _SESSION_NAME = re.compile(r"[\w+=,.@-]*", re.ASCII)
 _SERIAL = re.compile(r"[\w+=/:,.@-]*", re.ASCII)
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]*", re.ASCII)
 _TOKEN_CODE = re.compile(r"\d*", re.ASCII)
 # AWS's bounds: AssumeRole 900 s to the role's maximum (default 1 hour); GetSessionToken
 # 900 s to 36 hours (default 12), at most 1 hour for a root user; role chaining 1 hour.
@@ -106,6 +107,10 @@ class SecurityTokenService:
         requested = "DurationSeconds" in params
         duration = _duration(params, *ASSUME_ROLE_DURATION)
         _refuse_unsupported(params)
+        if "ExternalId" in params:
+            external_id = _required(params, "ExternalId", 2, 1224)
+            if not _EXTERNAL_ID.fullmatch(external_id):
+                raise _pattern_error(external_id, "ExternalId", r"[\w+=,.@:\/-]*")
         tags = _session_tags(params)
         serial, code = _mfa_parameters(params)
         if caller.principal_type == "Account":

@@ -31,14 +31,50 @@ _POLICY_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 
 
+# IAM's quota of inline policies per user: their aggregate size, in non-whitespace characters.
+MAX_USER_POLICY_SIZE = 2048
+
+
 class IdentityError(ValueError):
     """A request to manage identities that cannot be carried out; the message says why and
     ``code`` is IAM's error code for it (NoSuchEntity, EntityAlreadyExists, DeleteConflict,
     LimitExceeded, MalformedPolicyDocument, ValidationError), which the admin API answers."""
 
-    def __init__(self, message: str, code: str = "ValidationError") -> None:
+    code = "ValidationError"  # a subclass may name its own
+
+    def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
-        self.code = code
+        self.code = code or type(self).code
+
+
+class IdentityLimitExceeded(IdentityError):
+    """An IAM quota the request would exceed (IAM's LimitExceeded, HTTP 409)."""
+
+    code = "LimitExceeded"
+
+
+def policy_size(document: str) -> int:
+    """A policy's size as IAM counts it against its quotas: whitespace is not counted."""
+    return sum(1 for character in document if not character.isspace())
+
+
+def check_policy_quota(
+    existing: list[tuple[str, str]],
+    policy_name: str,
+    document: str,
+    limit: int,
+    kind: str,
+    name: str,
+) -> None:
+    """Refuse ``document`` as ``policy_name`` when the holder's inline policies (the one of
+    that name replaced) would exceed ``limit`` together, in IAM's words."""
+    total = policy_size(document) + sum(
+        policy_size(text) for other, text in existing if other != policy_name
+    )
+    if total > limit:
+        raise IdentityLimitExceeded(
+            f"Maximum policy size of {limit} bytes exceeded for {kind} {name}"
+        )
 
 
 def user_arn(account_id: str, user_name: str) -> str:
@@ -93,7 +129,7 @@ def _create_user(
         with db.transaction() as tx:
             if not tx.account_exists(account_id):
                 raise IdentityError(f"account {account_id} does not exist", code="NoSuchEntity")
-            if tx.get_user(account_id, user_name) is not None:
+            if tx.user_name_taken(account_id, user_name):
                 raise exists
             tx.insert_user(user)
             if root_key is not None and issued is not None:
@@ -146,6 +182,14 @@ def put_user_policy(
             raise IdentityError(
                 f"user {user_name} does not exist in account {account_id}", code="NoSuchEntity"
             )
+        check_policy_quota(
+            tx.user_policies(user.arn),
+            policy_name,
+            document,
+            MAX_USER_POLICY_SIZE,
+            "user",
+            user_name,
+        )
         tx.put_user_policy(user, policy_name, document)
 
 

@@ -362,6 +362,7 @@ _ALL: tuple[Declaration, ...] = (
     _key_op(
         "CreateGrant",
         read_only=False,
+        resolve=Resolve.GRANT_KEY,
         dry_run=True,
         audit=(
             "KeyId",

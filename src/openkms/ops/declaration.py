@@ -29,6 +29,9 @@ class Resolve(Enum):
     ACCOUNT = "account"  # no key; the resource is the caller's account ("*")
     KEY = "key"  # KeyId: key id, key ARN, alias name or alias ARN -> "key"
     KEY_ID_OR_ARN = "key-id-or-arn"  # KeyId: key id or key ARN only -> "key"
+    # CreateGrant: as KEY_ID_OR_ARN, but an alias name or alias ARN is InvalidArnException
+    # (AWS's answer for this operation), not "not found"
+    GRANT_KEY = "grant-key"
     OPTIONAL_KEY = "optional-key"  # KeyId when given (key id or ARN) -> "key"
     CIPHERTEXT = "ciphertext"  # the key the ciphertext names, or KeyId checked against it
     RE_ENCRYPT = "re-encrypt"  # "source" (from the ciphertext) and "destination"

@@ -7,11 +7,10 @@ the request names); what is left here is AWS's input rules and the grants table.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from openkms.authz.grant_tokens import is_grant_id, issue_token, new_grant_id
-from openkms.authz.grants import EQUALS, SUBSET, Grant
+from openkms.authz.grants import EQUALS, SOURCE_ARN, SUBSET, Grant
 from openkms.crypto.key_specs import spec_info
 from openkms.domain.keys import locked_key
 from openkms.errors import (
@@ -21,11 +20,13 @@ from openkms.errors import (
     NotFoundException,
     ValidationException,
 )
+from openkms.iam.principal_names import names_existing_principal, principal_arn_of
 from openkms.ops.arns import key_arn
 from openkms.ops.context import Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.pagination import decode_marker, encode_marker
 from openkms.storage.records import GrantRecord
+from openkms.storage.repository import Transaction
 
 # AWS's quota of grants per key (its former 500 per grantee and key was lifted in 2021).
 MAX_GRANTS_PER_KEY = 50_000
@@ -59,14 +60,10 @@ _OPERATIONS_BY_USAGE = {
 # without a context, DescribeKey and the grant operations, are not constrained).
 _WITH_CONTEXT = _SYMMETRIC
 
-# A principal a grant may name: an account, a user, a role, a role session or a federated
-# user of an IAM ARN, with the partition this server speaks.
-_PRINCIPAL_ARN = re.compile(
-    r"arn:aws:(?:iam::\d{12}:(?:root|user/[\w+=,.@/-]+|role/[\w+=,.@/-]+)"
-    r"|sts::\d{12}:(?:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+|federated-user/[\w+=,.@-]+))",
-    re.ASCII,
-)
-_ACCOUNT_ID = re.compile(r"\d{12}", re.ASCII)
+# AWS's limits on an encryption-context constraint (CreateGrant's Constraints): at most 8
+# pairs, and 384 characters in all. The model has neither; AWS's error text is not recorded.
+MAX_CONSTRAINT_PAIRS = 8
+MAX_CONSTRAINT_CHARACTERS = 384
 
 
 def allowed_operations(key_usage: str, symmetric: bool) -> frozenset[str]:
@@ -75,25 +72,57 @@ def allowed_operations(key_usage: str, symmetric: bool) -> frozenset[str]:
     return _OPERATIONS_BY_USAGE.get(key_usage, _ANY_KEY)
 
 
-def check_principal(text: str) -> str:
+def check_principal_form(text: str) -> str:
     """A grantee or retiring principal as AWS accepts it: an IAM ARN, or an account id for
     the account (answered as the account's root ARN)."""
-    if _ACCOUNT_ID.fullmatch(text):
-        return f"arn:aws:iam::{text}:root"
-    if not _PRINCIPAL_ARN.fullmatch(text):
-        raise ValidationException(f"Invalid principal: {text}")
-    return text
+    arn = principal_arn_of(text)
+    if arn is None:
+        raise _not_a_principal(text)
+    return arn
 
 
-def _check_constraints(constraints: dict[str, Any] | None, operations: list[str]) -> None:
+def _not_a_principal(text: str) -> InvalidArnException:
+    return InvalidArnException(f"ARN does not refer to a valid principal: {text}")
+
+
+def _check_constraints(
+    constraints: dict[str, Any] | None, operations: list[str], symmetric: bool
+) -> None:
     if not constraints:
         return
+    if EQUALS in constraints and SUBSET in constraints:
+        raise ValidationException("More than one constraint supplied")
+    kind = EQUALS if EQUALS in constraints else SUBSET if SUBSET in constraints else None
+    if kind is None:
+        return  # SourceArn alone suits every key and every operation
+    if not symmetric:
+        raise ValidationException(
+            "Grant constraints are not supported for an asymmetric or HMAC KMS key: its "
+            "operations take no encryption context."
+        )
     unsupported = [op for op in operations if op not in _WITH_CONTEXT]
-    if unsupported and (EQUALS in constraints or SUBSET in constraints):
+    if unsupported:
         raise ValidationException(
             "Grant constraints EncryptionContextEquals and EncryptionContextSubset are not "
             f"supported for the operations {', '.join(sorted(set(unsupported)))}."
         )
+    pairs: dict[str, str] = constraints[kind]
+    if len(pairs) > MAX_CONSTRAINT_PAIRS:
+        raise ValidationException(
+            f"{kind} can have at most {MAX_CONSTRAINT_PAIRS} encryption context pairs."
+        )
+    characters = sum(len(name) + len(value) for name, value in pairs.items())
+    if characters > MAX_CONSTRAINT_CHARACTERS:
+        raise ValidationException(
+            f"{kind} cannot exceed {MAX_CONSTRAINT_CHARACTERS} characters (its keys and "
+            "values together)."
+        )
+
+
+def _check_principals_exist(tx: Transaction, principals: list[str | None]) -> None:
+    for principal in principals:
+        if principal is not None and not names_existing_principal(tx, principal):
+            raise _not_a_principal(principal)
 
 
 @handles("CreateGrant")
@@ -103,10 +132,10 @@ def create_grant(services: Services, call: Call) -> dict[str, Any]:
     grantee = req.get("GranteePrincipal")
     if grantee is None:
         raise ValidationException("GranteePrincipal is required.")
-    grantee = check_principal(grantee)
+    grantee = check_principal_form(grantee)
     retiring = req.get("RetiringPrincipal")
     if retiring is not None:
-        retiring = check_principal(retiring)
+        retiring = check_principal_form(retiring)
     operations = list(dict.fromkeys(req["Operations"]))
     if not operations:
         raise ValidationException("The list of grant operations must not be empty.")
@@ -120,21 +149,16 @@ def create_grant(services: Services, call: Call) -> dict[str, Any]:
             f"KeySpec {record.key_spec} and KeyUsage {record.key_usage}."
         )
     constraints = req.get("Constraints") or None
-    if constraints is not None and EQUALS in constraints and SUBSET in constraints:
-        raise ValidationException("More than one constraint supplied")
-    has_context = constraints is not None and (EQUALS in constraints or SUBSET in constraints)
-    if has_context and not spec_info(record.key_spec).symmetric:
-        raise ValidationException(
-            "Grant constraints are not supported for an asymmetric or HMAC KMS key: its "
-            "operations take no encryption context."
-        )
-    _check_constraints(constraints, operations)
+    _check_constraints(constraints, operations, spec_info(record.key_spec).symmetric)
     stored_operations = json.dumps(operations)
     stored_constraints = (
         json.dumps(constraints, sort_keys=True, ensure_ascii=False) if constraints else None
     )
     name = req.get("Name")
     with services.db.transaction() as tx:
+        # Whether the principals exist is asked only of a caller allowed to create the grant
+        # (the dispatcher authorised it), so it is no oracle of another account's IAM.
+        _check_principals_exist(tx, [grantee, retiring])
         locked_key(tx, record.key_id, "CreateGrant")
         if name is not None:
             for existing in tx.list_grants(record.key_id):
@@ -202,9 +226,10 @@ def list_retirable_grants(services: Services, call: Call) -> dict[str, Any]:
     retiring = req.get("RetiringPrincipal")
     if retiring is None:
         raise ValidationException("RetiringPrincipal is required.")
-    if not _ACCOUNT_ID.fullmatch(retiring) and not _PRINCIPAL_ARN.fullmatch(retiring):
+    arn = principal_arn_of(retiring)
+    if arn is None:
         raise InvalidArnException(f"Invalid principal: {retiring}")
-    retiring = check_principal(retiring)
+    retiring = arn
     limit = _limit(req)
     after = decode_marker(req.get("Marker"), _RETIRABLE_MARKER_KIND, is_grant_id)
     account, region = call.ctx.account_id, call.ctx.region
@@ -282,6 +307,9 @@ def _entry(services: Services, grant: Grant, region: str) -> dict[str, Any]:
     }
     if grant.retiring is not None:
         entry["RetiringPrincipal"] = grant.retiring
-    if grant.constraints:
-        entry["Constraints"] = {k: dict(v) for k, v in grant.constraints.items()}
+    constraints: dict[str, Any] = {k: dict(v) for k, v in grant.constraints.items()}
+    if grant.source_arn is not None:
+        constraints[SOURCE_ARN] = grant.source_arn
+    if constraints:
+        entry["Constraints"] = constraints
     return entry

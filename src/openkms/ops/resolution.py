@@ -15,6 +15,7 @@ from openkms.authz.grant_tokens import grant_id_of, is_grant_id
 from openkms.authz.grants import Grant
 from openkms.crypto.ciphertext_blob import CiphertextBlob, MalformedBlob
 from openkms.errors import (
+    InvalidArnException,
     InvalidCiphertextException,
     InvalidGrantIdException,
     NotAuthorizedException,
@@ -53,6 +54,10 @@ def resolve(
         resolved.keys["key"] = find_key(services, ctx, params["KeyId"])
     elif kind is Resolve.KEY_ID_OR_ARN:
         resolved.keys["key"] = find_key(services, ctx, params["KeyId"], allow_alias=False)
+    elif kind is Resolve.GRANT_KEY:
+        if _names_alias(params["KeyId"]):
+            raise InvalidArnException("Key Aliases are not supported for this operation.")
+        resolved.keys["key"] = find_key(services, ctx, params["KeyId"], allow_alias=False)
     elif kind is Resolve.OPTIONAL_KEY:
         if "KeyId" in params:
             resolved.keys["key"] = find_key(services, ctx, params["KeyId"], allow_alias=False)
@@ -74,6 +79,13 @@ def resolve(
     elif kind is Resolve.GRANT:
         _grant(services, ctx, params, resolved)
     return resolved
+
+
+def _names_alias(key_id: str) -> bool:
+    if key_id.startswith(ALIAS_PREFIX):
+        return True
+    arn = parse_kms_arn(key_id) if key_id.startswith("arn:") else None
+    return arn is not None and arn.resource_type == "alias"
 
 
 def _grant(

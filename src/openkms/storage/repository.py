@@ -188,6 +188,18 @@ class Transaction:
         )
         return list(self.connection.execute(query).mappings())
 
+    def user_name_taken(self, account_id: str, user_name: str) -> bool:
+        """Whether the account has a user of this name in any case (IAM's names ignore
+        case for uniqueness)."""
+        table = schema.iam_users
+        row = self.connection.execute(
+            select(table.c.user_name).where(
+                table.c.account_id == account_id,
+                func.lower(table.c.user_name) == user_name.lower(),
+            )
+        ).first()
+        return row is not None
+
     def put_user_policy(self, user: UserRecord, policy_name: str, document: str) -> None:
         table = schema.iam_user_policies
         key = (
@@ -294,6 +306,17 @@ class Transaction:
     def insert_role(self, record: RoleRecord) -> None:
         self.connection.execute(insert(schema.iam_roles).values(**_fields(record)))
         self.changes.add(IdentityChanged(record.arn))
+
+    def role_name_taken(self, account_id: str, role_name: str) -> bool:
+        """As ``user_name_taken``, for roles."""
+        table = schema.iam_roles
+        row = self.connection.execute(
+            select(table.c.role_name).where(
+                table.c.account_id == account_id,
+                func.lower(table.c.role_name) == role_name.lower(),
+            )
+        ).first()
+        return row is not None
 
     def get_role(self, account_id: str, role_name: str) -> RoleRecord | None:
         table = schema.iam_roles
