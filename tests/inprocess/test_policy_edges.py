@@ -231,3 +231,78 @@ def test_policy_variables_in_a_resource_name_the_callers_own_resources(kms: Kms)
             "CreateAlias", AliasName=f"alias/{legacy_name}-x", TargetKeyId=key["KeyId"]
         )
     )
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        f"arn:aws:iam::{ACCOUNT_ID}:user/nobody-here",
+        f"arn:aws:iam::{ACCOUNT_ID}:role/no-such-role",
+        f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/no-such-role/session",
+        "arn:aws:iam::999988887777:user/in-an-unknown-account",
+    ],
+)
+def test_a_key_policy_naming_a_principal_that_does_not_exist_is_malformed(
+    kms: Kms, principal: str
+) -> None:
+    """AWS checks the principals a key policy names when it is set; so does openkms, against
+    its own users and roles. Nothing changes: not the key's policy, and no key is made."""
+    key = kms.create_key()
+    before = kms.call("GetKeyPolicy", KeyId=key["KeyId"])["Policy"]
+    naming = _policy(
+        ADMIN,
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": principal},
+            "Action": "kms:Encrypt",
+            "Resource": "*",
+        },
+    )
+    invalid = "Policy contains a statement with one or more invalid principals."
+    with pytest.raises(KmsError) as caught:
+        kms.call("PutKeyPolicy", KeyId=key["KeyId"], Policy=naming)
+    assert (caught.value.code, caught.value.message) == (
+        "MalformedPolicyDocumentException",
+        invalid,
+    )
+    assert kms.call("GetKeyPolicy", KeyId=key["KeyId"])["Policy"] == before
+    count = len(kms.call("ListKeys", Limit=1000)["Keys"])
+    with pytest.raises(KmsError) as caught:
+        kms.call("CreateKey", Policy=naming)
+    assert caught.value.code == "MalformedPolicyDocumentException"
+    assert len(kms.call("ListKeys", Limit=1000)["Keys"]) == count
+
+
+def test_a_key_policy_may_name_existing_users_and_any_account(kms: Kms) -> None:
+    user = iam_user(kms)
+    key = kms.create_key()
+    for principal in (user.principal.arn, "999988887777", "arn:aws:iam::999988887777:root"):
+        kms.call(
+            "PutKeyPolicy",
+            KeyId=key["KeyId"],
+            Policy=_policy(
+                ADMIN,
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": principal},
+                    "Action": "kms:Encrypt",
+                    "Resource": "*",
+                },
+            ),
+        )
+    # NotPrincipal is checked too.
+    with pytest.raises(KmsError) as caught:
+        kms.call(
+            "PutKeyPolicy",
+            KeyId=key["KeyId"],
+            Policy=_policy(
+                ADMIN,
+                {
+                    "Effect": "Deny",
+                    "NotPrincipal": {"AWS": [ROOT, f"arn:aws:iam::{ACCOUNT_ID}:user/ghost"]},
+                    "Action": "kms:Encrypt",
+                    "Resource": "*",
+                },
+            ),
+        )
+    assert caught.value.code == "MalformedPolicyDocumentException"

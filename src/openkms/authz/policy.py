@@ -32,7 +32,7 @@ _IAM_PRINCIPAL = re.compile(
     re.ASCII,
 )
 _SERVICE_PRINCIPAL = re.compile(r"[a-z0-9.-]+\.amazonaws\.com(?:\.cn)?", re.ASCII)
-_INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
+INVALID_PRINCIPALS = "Policy contains a statement with one or more invalid principals."
 
 
 class Effect(Enum):
@@ -169,7 +169,7 @@ def _statement(raw: Any, require_principal: bool, variables: bool, trust: bool) 
             "Each policy statement must name exactly one of Action or NotAction."
         )
     if "Principal" in raw and "NotPrincipal" in raw:
-        raise MalformedPolicyDocumentException(_INVALID_PRINCIPALS)
+        raise MalformedPolicyDocumentException(INVALID_PRINCIPALS)
     if require_principal and "Principal" not in raw and "NotPrincipal" not in raw:
         raise MalformedPolicyDocumentException("Policy contains a statement with no principal.")
     if trust:
@@ -254,7 +254,7 @@ def _principals(value: Any) -> Principals:
     if value == "*":
         return Principals(everyone=True)
     if not isinstance(value, dict) or not value:
-        raise MalformedPolicyDocumentException(_INVALID_PRINCIPALS)
+        raise MalformedPolicyDocumentException(INVALID_PRINCIPALS)
     everyone = False
     aws: set[str] = set()
     services: set[str] = set()
@@ -262,7 +262,7 @@ def _principals(value: Any) -> Principals:
         try:
             listed = _strings(names, "Principal")
         except MalformedPolicyDocumentException:
-            raise MalformedPolicyDocumentException(_INVALID_PRINCIPALS) from None
+            raise MalformedPolicyDocumentException(INVALID_PRINCIPALS) from None
         for name in listed:
             if kind == "AWS":
                 if name == "*":
@@ -272,9 +272,9 @@ def _principals(value: Any) -> Principals:
                 elif _IAM_PRINCIPAL.fullmatch(name):
                     aws.add(name)
                 else:
-                    raise MalformedPolicyDocumentException(_INVALID_PRINCIPALS)
+                    raise MalformedPolicyDocumentException(INVALID_PRINCIPALS)
             elif kind == "Service" and _SERVICE_PRINCIPAL.fullmatch(name):
                 services.add(name)
             else:
-                raise MalformedPolicyDocumentException(_INVALID_PRINCIPALS)
+                raise MalformedPolicyDocumentException(INVALID_PRINCIPALS)
     return Principals(everyone, frozenset(aws), frozenset(services))

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 
+from openkms.authz.policy import INVALID_PRINCIPALS, PolicyDocument
+from openkms.errors import MalformedPolicyDocumentException
+from openkms.storage import Database
 from openkms.storage.repository import Transaction
 
 # The principal ARNs a grant may name: an account root, a user, a role, a role session or a
@@ -49,3 +52,23 @@ def names_existing_principal(tx: Transaction, arn: str) -> bool:
     if role is not None:
         return "/" not in role and tx.get_role(account, role) is not None
     return tx.account_exists(account)
+
+
+def check_policy_principals(db: Database, document: PolicyDocument) -> None:
+    """A key policy names only principals that exist, as AWS checks when the policy is set
+    (``Policy contains a statement with one or more invalid principals.``): every user, role
+    and role session its Principal and NotPrincipal elements name, as for a grant's grantee.
+    An account (its id or root ARN), ``*`` and service principals need nothing."""
+    named = {
+        arn
+        for statement in document.statements
+        for principals in (statement.principals, statement.not_principals)
+        if principals is not None
+        for arn in principals.aws
+        if not arn.endswith(":root")
+    }
+    if not named:
+        return
+    with db.transaction(readonly=True) as tx:
+        if not all(names_existing_principal(tx, arn) for arn in named):
+            raise MalformedPolicyDocumentException(INVALID_PRINCIPALS)

@@ -11,6 +11,7 @@ from openkms.authz.lockout import check_no_lockout
 from openkms.authz.policy import check_key_policy
 from openkms.domain.keys import change_key_policy
 from openkms.errors import NotFoundException
+from openkms.iam.principal_names import check_policy_principals
 from openkms.ops.context import RequestContext, Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.key_directory import LoadedKey
@@ -29,7 +30,7 @@ def get_key_policy(services: Services, call: Call) -> dict[str, Any]:
 def put_key_policy(services: Services, call: Call) -> dict[str, Any]:
     _policy_name(call.params)
     policy = call.params["Policy"]
-    check_key_policy(policy)
+    check_policy_principals(services.db, check_key_policy(policy))
     check_no_lockout(
         _authorizer(services), lockout_request(services, call.ctx, call.key, call.params), policy
     )

@@ -16,6 +16,7 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from openkms.iam.principal_names import check_policy_principals
 from openkms.ops.context import Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.default_policy import default_key_policy
@@ -75,7 +76,7 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
             "Multi-Region keys are not supported by this openkms server yet."
         )
     if "Policy" in req:
-        check_key_policy(req["Policy"])
+        check_policy_principals(services.db, check_key_policy(req["Policy"]))
     tags = check_new_tags(req.get("Tags", []))
 
     record, material = new_key_records(
