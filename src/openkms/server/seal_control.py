@@ -83,12 +83,12 @@ class SealControl:
     def submit(self, text: str | None) -> dict[str, Any]:
         config = self._config()
         if config.type == PKCS11:
-            # The token is the credential: unsealing is opening the keyring through it.
-            self._state.update(lambda state: NodeState(sealed=False))
-            self.refresh()
+            # Nothing an unauthenticated caller sends can stand for the operator here (a sealed
+            # node cannot check a signature), so an operator's seal holds until the server is
+            # restarted, which unseals through the token (as Vault's auto-unseal does).
             if self._root.sealed:
-                raise SealError("the keyring did not open through the token (see the log)")
-            return self.status()
+                raise SealError("a PKCS#11 store unseals through its token at start: restart it")
+            raise AlreadyUnsealed("the service is already unsealed")
         if text is None:
             raise shamir.BadShare("give a share")
         share = check_share(config, text)

@@ -13,6 +13,7 @@ How each is authenticated (docs/behaviour.md):
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from openkms.auth.authenticator import Authenticator
@@ -24,6 +25,7 @@ from openkms.seal.shamir import BadShare
 from openkms.server.seal_control import SealControl
 from openkms.storage import Database
 
+log = logging.getLogger(__name__)
 _FIRST_ACCOUNT = "first-account"
 Reply = tuple[int, dict[str, Any]]
 
@@ -61,6 +63,9 @@ class SysApi:
             return _error(400, type(error).__name__, str(error))
         except KmsError as error:
             return _error(error.status, error.code, error.message or "")
+        except Exception as error:  # noqa: BLE001 - its type only: a message could quote a value
+            log.error("seal API %s failed: %s", path, type(error).__name__)
+            return _error(500, "InternalFailure", "the seal API failed; see the server log")
 
     def _operator(self, signed: SignedRequest) -> None:
         principal = self._authenticator.authenticate(signed, "kms").principal
