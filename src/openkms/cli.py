@@ -816,6 +816,11 @@ def operator_init(
         raise click.UsageError("--share-dir is for --seal shamir")
     if seal_type == "pkcs11" and not (pkcs11_library and token_label and pin_file):
         raise click.UsageError("--seal pkcs11 needs --pkcs11-library, --token-label and --pin-file")
+    if share_dir is not None:
+        # Checked first: shares that cannot be written once the keyring exists are lost.
+        taken = [p for p in _share_paths(share_dir, shares) if p.exists()]
+        if taken:
+            raise click.UsageError(f"{taken[0]} exists: give an empty --share-dir")
     data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(config.effective_database_url)
     try:
@@ -853,13 +858,16 @@ def _hand_out_shares(texts: list[str], threshold: int, share_dir: Path | None) -
         for index, text in enumerate(texts, 1):
             click.echo(f"  share {index}: {text}")
         return
-    share_dir.mkdir(parents=True, exist_ok=True)
-    for index, text in enumerate(texts, 1):
-        path = share_dir / f"share-{index}.txt"
+    share_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path, text in zip(_share_paths(share_dir, len(texts)), texts, strict=True):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(text + "\n")
     click.echo(f"Wrote {len(texts)} shares to {share_dir} ({threshold} unseal): hand them out.")
+
+
+def _share_paths(share_dir: Path, count: int) -> list[Path]:
+    return [share_dir / f"share-{index}.txt" for index in range(1, count + 1)]
 
 
 def _seal_api(
@@ -987,6 +995,10 @@ def operator_rekey(
     from openkms.storage import open_database
 
     config = ServerConfig(data_dir=data_dir, database_url=database_url)
+    if share_dir is not None:
+        taken = [p for p in _share_paths(share_dir, shares) if p.exists()]
+        if taken:
+            raise click.UsageError(f"{taken[0]} exists: give an empty --share-dir")
     given = [line.strip() for line in sys.stdin if line.strip()]
     db = open_database(config.effective_database_url)
     try:

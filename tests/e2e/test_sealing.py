@@ -295,6 +295,12 @@ def test_shares_can_be_written_to_files(tmp_path):
     files = sorted((tmp_path / "shares").iterdir())
     assert len(files) == 5
     assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in files)
+    again = openkms(
+        "operator", "init", "--data-dir", str(tmp_path / "other"), "--seal", "shamir",
+        "--share-dir", str(tmp_path / "shares"),
+    )  # fmt: skip
+    assert again.returncode != 0 and "empty --share-dir" in again.stderr
+    assert not (tmp_path / "other").exists()  # refused before anything was made
     server = OpenKmsServer(tmp_path / "data").start()
     try:
         for path in files[:3]:
@@ -349,3 +355,29 @@ def test_rekey_makes_new_shares_for_the_same_keyring(tmp_path):
         assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
     finally:
         server.stop()
+
+
+def test_two_nodes_on_postgresql_unseal_separately_and_follow_a_rotation(
+    tmp_path, database_url_factory
+):
+    url = database_url_factory("postgresql")
+    shares = init_shamir(tmp_path / "a", extra=("--database-url", url))
+    nodes = [OpenKmsServer(tmp_path / name, database_url=url).start() for name in ("a", "b")]
+    try:
+        a, b = nodes
+        for share in shares[:3]:
+            unseal(a, share)
+        assert status(b)["sealed"]  # each node is unsealed by its operators
+        for share in shares[2:]:
+            unseal(b, share)
+        kms_a, kms_b = fresh_client(a), fresh_client(b)
+        done = openkms("operator", "rotate", "--endpoint", a.endpoint, env=operator_env())
+        assert done.returncode == 0, done.stderr
+        key_id = kms_a.create_key()["KeyMetadata"]["KeyId"]  # material wrapped by generation 2
+        blob = kms_a.encrypt(KeyId=key_id, Plaintext=b"rotated")["CiphertextBlob"]
+        # Node B learns generation 2 from the keyring's upgrade entry, without the seal.
+        assert kms_b.decrypt(CiphertextBlob=blob)["Plaintext"] == b"rotated"
+        assert status(b)["generation"] == 2
+    finally:
+        for node in nodes:
+            node.stop()

@@ -224,10 +224,16 @@ def build_runtime(
         raise StartupError(f"the operation declarations are inconsistent: {error}") from None
     changes = ChangeFollower(db, SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE))
     seal = _seal_control(config, db, root_key, services, authenticator, first_start)
+
+    def sealed_now() -> bool:
+        # Also how an idle worker follows a seal: within a job interval, not at its next
+        # request, it drops the root key.
+        if seal is not None and seal.is_behind():
+            seal.refresh()
+        return isinstance(root_key, SealableRootKey) and root_key.sealed
+
     jobs = JobRunner(
-        LifecycleJobs(db, services.keystore, clock),
-        config.job_interval_seconds,
-        paused=lambda: isinstance(root_key, SealableRootKey) and root_key.sealed,
+        LifecycleJobs(db, services.keystore, clock), config.job_interval_seconds, sealed_now
     )
     runtime = Runtime(
         config,
