@@ -184,9 +184,17 @@ def test_no_file_of_a_shamir_store_holds_a_key_that_opens_the_keyring(tmp_path):
         server.stop()
     sealed, aad = sealed_keyring(tmp_path / "data")
     assert not opens_with_any_window(disk_files(tmp_path / "data"), sealed, aad)
+    seal_key = shamir_mnemonic.combine_mnemonics(shares[2:])
     control = tmp_path / "control"
-    control.write_bytes(b"x" * 7 + shamir_mnemonic.combine_mnemonics(shares[2:]) + b"y" * 5)
+    control.write_bytes(b"x" * 7 + seal_key + b"y" * 5)
     assert opens_with_any_window([control], sealed, aad)
+    # Nor do the seal key or the root key itself appear anywhere, raw or as hex.
+    keyring = json.loads(AESGCM(seal_key).decrypt(sealed[1:13], sealed[13:], aad))
+    secrets = [seal_key, *(bytes.fromhex(k) for k in keyring.values())]
+    for path in disk_files(tmp_path / "data"):
+        data = path.read_bytes()
+        for secret in secrets:
+            assert secret not in data and secret.hex().encode() not in data, path
 
 
 def test_no_file_of_an_hsm_store_opens_the_keyring(token, tmp_path):
