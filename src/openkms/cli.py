@@ -135,7 +135,12 @@ def serve(
 ) -> None:
     """Start the server."""
     from openkms.ops.quotas import parse_quotas
-    from openkms.server.runtime import StartupError, build_runtime, config_from_environment
+    from openkms.server.runtime import (
+        StartupError,
+        build_runtime,
+        config_from_environment,
+        store_is_sealed,
+    )
     from openkms.server.serving import serve as run_server
     from openkms.server.worker import configure_logging
 
@@ -146,10 +151,11 @@ def serve(
         raise click.UsageError(str(error)) from None
     if (tls_cert_file is None) != (tls_key_file is None):
         raise click.UsageError("--tls-cert-file and --tls-key-file go together")
-    if not is_loopback(host):
+    if not is_loopback(host) and not store_is_sealed(data_dir, database_url):
         raise click.UsageError(
             "with the development root key openkms listens on loopback only "
-            f"(127.0.0.1, ::1 or localhost), not {host}"
+            f"(127.0.0.1, ::1 or localhost), not {host}: seal the store first "
+            "(openkms operator init --seal shamir or --seal pkcs11)"
         )
     if not is_loopback(host) and tls_cert_file is None and not insecure_http:
         raise click.UsageError(
@@ -266,6 +272,12 @@ def _admin_storage(
         db, root_key = open_storage(config)
     except StartupError as error:
         raise click.ClickException(str(error)) from None
+    if getattr(root_key, "sealed", False):
+        db.dispose()
+        raise click.ClickException(
+            "this store is sealed by Shamir shares: admin commands need its root key, which "
+            "only an unsealed server holds; use the server's APIs"
+        )
     shared = SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE)
     db.add_sequence_listener(shared.advance)
     try:
@@ -730,3 +742,272 @@ def delete_virtual_mfa_device_command(
 
     with _admin_storage(data_dir, database_url, root_key_file) as (db, _):
         delete_virtual_mfa_device(db, serial_number)
+
+
+# -- operator: the root of trust -------------------------------------------------------
+
+
+@main.group()
+def operator() -> None:
+    """Initialise a store's seal, unseal, seal and rotate its root key."""
+
+
+def _seal_storage_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=_default_data_dir,
+            ),
+            click.option("--database-url", envvar="OPENKMS_DATABASE_URL"),
+            click.option(
+                "--root-key-file",
+                envvar="OPENKMS_ROOT_KEY_FILE",
+                type=click.Path(path_type=Path),
+                help="A development key file whose data the new seal adopts.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@operator.command("init")
+@_seal_storage_options
+@click.option("--seal", "seal_type", required=True, type=click.Choice(["shamir", "pkcs11"]))
+@click.option("--shares", default=5, show_default=True, type=int)
+@click.option("--threshold", default=3, show_default=True, type=int)
+@click.option(
+    "--share-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write share i to DIR/share-i.txt (mode 0600) instead of printing them.",
+)
+@click.option("--pkcs11-library", help="The PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).")
+@click.option("--token-label")
+@click.option("--pin-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--key-label", default="openkms-seal", show_default=True)
+def operator_init(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    seal_type: str,
+    shares: int,
+    threshold: int,
+    share_dir: Path | None,
+    pkcs11_library: str | None,
+    token_label: str | None,
+    pin_file: Path | None,
+    key_label: str,
+) -> None:
+    """Create the keyring, seal it, and make the first account."""
+    from openkms.clock import clock_from_environment
+    from openkms.seal.operator import SealError, init_pkcs11, init_shamir
+    from openkms.seal.pkcs11_seal import TokenError
+    from openkms.seal.seal_config import Pkcs11Location
+    from openkms.server.runtime import StartupError, config_from_environment, first_account
+    from openkms.storage import open_database
+
+    config = ServerConfig(
+        data_dir=data_dir,
+        database_url=database_url,
+        root_key_file=root_key_file,
+        **config_from_environment(),  # type: ignore[arg-type]
+    )
+    if share_dir is not None and seal_type != "shamir":
+        raise click.UsageError("--share-dir is for --seal shamir")
+    if seal_type == "pkcs11" and not (pkcs11_library and token_label and pin_file):
+        raise click.UsageError("--seal pkcs11 needs --pkcs11-library, --token-label and --pin-file")
+    if share_dir is not None:
+        # Checked first: shares that cannot be written once the keyring exists are lost.
+        taken = [p for p in _share_paths(share_dir, shares) if p.exists()]
+        if taken:
+            raise click.UsageError(f"{taken[0]} exists: give an empty --share-dir")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(config.effective_database_url)
+    try:
+        db.migrate()
+        texts: list[str] = []
+        if seal_type == "shamir":
+            texts, keyring = init_shamir(db, shares, threshold, config.effective_root_key_file)
+        else:
+            assert pkcs11_library and token_label and pin_file
+            location = Pkcs11Location(
+                pkcs11_library, token_label, key_label, str(pin_file.resolve())
+            )
+            keyring = init_pkcs11(db, location, config.effective_root_key_file)
+        issued = first_account(config, db, keyring.root_key(), clock_from_environment())
+    except (SealError, TokenError, StartupError) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+    click.echo(f"openkms: the store is initialised, sealed by {seal_type}.")
+    if texts:
+        _hand_out_shares(texts, threshold, share_dir)
+    if issued is not None and issued.created and config.secret_access_key is None:
+        click.echo("The first account (its secret is shown only this once):")
+        _print_credentials(issued)
+    if config.effective_root_key_file.exists():
+        click.echo(
+            f"openkms: {config.effective_root_key_file} is no longer used: its key is the "
+            "keyring's first generation now. Delete it once you have checked the store."
+        )
+
+
+def _hand_out_shares(texts: list[str], threshold: int, share_dir: Path | None) -> None:
+    if share_dir is None:
+        click.echo(f"Unseal shares ({threshold} of {len(texts)} unseal; shown only this once):")
+        for index, text in enumerate(texts, 1):
+            click.echo(f"  share {index}: {text}")
+        return
+    share_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path, text in zip(_share_paths(share_dir, len(texts)), texts, strict=True):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text + "\n")
+    click.echo(f"Wrote {len(texts)} shares to {share_dir} ({threshold} unseal): hand them out.")
+
+
+def _share_paths(share_dir: Path, count: int) -> list[Path]:
+    return [share_dir / f"share-{index}.txt" for index in range(1, count + 1)]
+
+
+def _seal_api(
+    endpoint: str,
+    path: str,
+    body: dict[str, Any] | None,
+    signed: bool = False,
+    method: str = "POST",
+) -> dict[str, Any]:
+    """Call the seal API; a refusal becomes the command's error."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body or {}).encode() if method == "POST" else None
+    headers = {"Content-Type": "application/json"}
+    if not endpoint.startswith(("http://", "https://")):
+        raise click.UsageError("--endpoint must be an http:// or https:// URL")
+    url = endpoint.rstrip("/") + path
+    if signed:
+        import botocore.session
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        session = botocore.session.get_session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise click.ClickException("no AWS credentials (the operator account's root user)")
+        request = AWSRequest(method=method, url=url, data=data, headers=headers)
+        region = session.get_config_variable("region") or "us-east-1"
+        SigV4Auth(credentials, "kms", region).add_auth(request)
+        headers = dict(request.headers.items())
+    call = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+    try:
+        # Only http(s) reaches here (checked above).
+        with urllib.request.urlopen(call, timeout=30) as answer:  # noqa: S310
+            status, text = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read()
+    except (urllib.error.URLError, OSError) as error:
+        raise click.ClickException(f"cannot reach {endpoint}: {type(error).__name__}") from None
+    try:
+        reply: dict[str, Any] = json.loads(text)
+    except ValueError:
+        raise click.ClickException(f"{endpoint} answered {status}") from None
+    if status != 200:
+        raise click.ClickException(f"{reply.get('__type')}: {reply.get('message')}")
+    return reply
+
+
+def _show_status(reply: dict[str, Any]) -> None:
+    if reply.get("sealed"):
+        click.echo(
+            f"sealed: {reply.get('progress', 0)} of {reply.get('threshold')} shares given "
+            f"({reply.get('shares')} exist)"
+        )
+    else:
+        click.echo("unsealed")
+
+
+_endpoint_option = click.option(
+    "--endpoint", required=True, help="The server, e.g. http://127.0.0.1:4599"
+)
+
+
+@operator.command("unseal")
+@_endpoint_option
+@click.option("--reset", is_flag=True, help="Forget the shares given so far.")
+def operator_unseal(endpoint: str, reset: bool) -> None:
+    """Give one share (read from standard input, or asked for without echo)."""
+    if reset:
+        _show_status(_seal_api(endpoint, "/sys/unseal", {"reset": True}))
+        return
+    status = _seal_api(endpoint, "/sys/seal-status", None, method="GET")
+    body: dict[str, Any] = {}
+    if status.get("type") == "shamir":
+        if sys.stdin.isatty():
+            share = click.prompt("Unseal share", hide_input=True)
+        else:
+            share = sys.stdin.readline()
+        body["share"] = share.strip()
+    _show_status(_seal_api(endpoint, "/sys/unseal", body))
+
+
+@operator.command("status")
+@_endpoint_option
+def operator_status(endpoint: str) -> None:
+    """Whether the server is sealed, and how many shares it has."""
+    _show_status(_seal_api(endpoint, "/sys/seal-status", None, method="GET"))
+
+
+@operator.command("seal")
+@_endpoint_option
+def operator_seal(endpoint: str) -> None:
+    """Seal the server (every worker): signed by the operator account's root user."""
+    _seal_api(endpoint, "/sys/seal", {}, signed=True)
+    click.echo("sealed")
+
+
+@operator.command("rotate")
+@_endpoint_option
+def operator_rotate(endpoint: str) -> None:
+    """Add a root-key generation (new values use it; old ones stay readable)."""
+    reply = _seal_api(endpoint, "/sys/rotate", {}, signed=True)
+    click.echo(f"root key generation {reply['generation']}")
+
+
+@operator.command("rekey")
+@_seal_storage_options
+@click.option("--shares", default=5, show_default=True, type=int)
+@click.option("--threshold", default=3, show_default=True, type=int)
+@click.option("--share-dir", type=click.Path(path_type=Path, file_okay=False))
+def operator_rekey(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    shares: int,
+    threshold: int,
+    share_dir: Path | None,
+) -> None:
+    """New Shamir shares for the same keyring: the current quorum's shares on standard
+    input, one per line. Running nodes must be sealed and unsealed with the new shares
+    before they can rotate again."""
+    from openkms.seal.operator import SealError, rekey_shamir
+    from openkms.seal.shamir import BadShare
+    from openkms.storage import open_database
+
+    config = ServerConfig(data_dir=data_dir, database_url=database_url)
+    if share_dir is not None:
+        taken = [p for p in _share_paths(share_dir, shares) if p.exists()]
+        if taken:
+            raise click.UsageError(f"{taken[0]} exists: give an empty --share-dir")
+    given = [line.strip() for line in sys.stdin if line.strip()]
+    db = open_database(config.effective_database_url)
+    try:
+        texts = rekey_shamir(db, given, shares, threshold)
+    except (SealError, BadShare) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        db.dispose()
+    click.echo("openkms: rekeyed; the old shares open nothing now.")
+    _hand_out_shares(texts, threshold, share_dir)

@@ -140,6 +140,21 @@ class KMSInternalException(KmsError):
     status = 500
 
 
+SEALED_MESSAGE = "The service is sealed"
+
+
+class ServiceSealed(KmsError):
+    # AWS KMS has no word for a sealed service: its internal error's code, with 503 (the
+    # SDKs retry it) and a message that says what is wrong (docs/behaviour.md).
+    code = "KMSInternalException"
+    status = 503
+
+
+class ServiceUnavailable(KmsError):
+    # The Query services' (STS, IAM) word for the same.
+    status = 503
+
+
 class KMSInvalidMacException(KmsError):
     pass
 

@@ -85,6 +85,12 @@ class Authenticator:
         self._lookups = TokenBuckets()
         db.add_change_listener(self._changed)
 
+    def forget_secrets(self) -> None:
+        """Drop derived signing keys and opened sessions (the service is being sealed)."""
+        self._signing_keys.clear()
+        self._sessions.clear()
+        self._principals.clear()
+
     def _changed(self, changes: Iterable[Change]) -> None:
         for change in changes:
             if isinstance(change, AccessKeyChanged):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from openkms.jobs.lifecycle import JobReport, LifecycleJobs
 from openkms.storage import StorageError
@@ -17,8 +18,15 @@ log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    def __init__(self, jobs: LifecycleJobs, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        jobs: LifecycleJobs,
+        interval: float = 1.0,
+        paused: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.jobs = jobs
+        # True while the service is sealed: no job can wrap or unwrap then.
+        self._paused = paused
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -41,6 +49,8 @@ class JobRunner:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
+            if self._paused():
+                continue
             try:
                 self.jobs.run_once()
             except StorageError as error:

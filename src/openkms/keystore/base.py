@@ -80,6 +80,10 @@ AssociatedData = Callable[[bytes], bytes]
 class KeyStore(Protocol):
     name: str
 
+    def forget_secrets(self) -> None:
+        """Drop every unwrapped material held in memory (the service is being sealed)."""
+        ...
+
     # -- material ---------------------------------------------------------------------
 
     def generate(self, key_spec: str, key_arn: str, version: int) -> bytes:

@@ -63,6 +63,11 @@ class SoftwareKeyStore:
     def __repr__(self) -> str:
         return "SoftwareKeyStore()"
 
+    def forget_secrets(self) -> None:
+        """Drop every unwrapped material (the service is being sealed)."""
+        self._symmetric.clear()
+        self._asymmetric.clear()
+
     # -- material -----------------------------------------------------------------------
 
     def generate(self, key_spec: str, key_arn: str, version: int) -> bytes:

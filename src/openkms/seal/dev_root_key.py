@@ -2,7 +2,8 @@
 (mode 0600). Nodes of a cluster share one file (``--root-key-file``).
 
 It protects nothing against someone who can read the data directory, which is why a server
-on it listens on loopback only. Sealed (Shamir) and HSM roots of trust replace it later.
+on it listens on loopback only. ``openkms operator init`` seals a store instead (Shamir
+shares or a PKCS#11 token; ``openkms.seal.keyring``), adopting this key as generation 1.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -27,15 +28,19 @@ from typing import Any
 from openkms.audit import AuditFacts
 from openkms.auth.sigv4 import SignedRequest
 from openkms.errors import (
+    SEALED_MESSAGE,
     THROTTLED_MESSAGE,
     IncompleteSignatureException,
     KmsError,
+    ServiceSealed,
+    ServiceUnavailable,
     ThrottlingException,
     UnknownOperationException,
 )
 from openkms.protocol import json_protocol
 from openkms.server.endpoints import Answer, Endpoint, IamEndpoint, KmsEndpoint, StsEndpoint
 from openkms.server.runtime import Runtime
+from openkms.server.sys_api import SysApi
 from openkms.storage.blocking import WouldBlock, forbid_blocking
 
 log = logging.getLogger("openkms.requests")
@@ -93,6 +98,8 @@ class OpenKmsApp:
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="openkms-io")
         # 64 bodies of the largest size at once; KMS requests are a few KB.
         self._bodies = BodyBudget(64 * runtime.config.max_body_bytes)
+        seal = runtime.seal
+        self._sys = SysApi(seal, runtime.authenticator, runtime.services.db) if seal else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -110,6 +117,8 @@ class OpenKmsApp:
                 await _respond(send, 405, _UNKNOWN_OPERATION, _JSON, _new_request_id())
         elif path == "/healthz" and method in ("GET", "HEAD"):
             await _respond(send, 200, _HEALTHY, b"application/json", None)
+        elif path.startswith("/sys/") and self._sys is not None:
+            await self._seal_api(scope, receive, send)
         else:
             await _respond(send, 404, _UNKNOWN_OPERATION, _JSON, _new_request_id())
 
@@ -179,9 +188,44 @@ class OpenKmsApp:
         runtime.audit.record(facts.outcome(answer.status, error_code or answer.error_code))
         await _respond(send, answer.status, answer.body, answer.content_type.encode(), request_id)
 
+    async def _seal_api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self._sys is not None
+        request_id = _new_request_id()
+        held = [0]
+        try:
+            body = await _read_body(scope["headers"], receive, 64 * 1024, self._bodies, held)
+        except (BodyTooLarge, ThrottlingException):
+            await _respond(send, 413, b'{"__type": "RequestTooLarge"}', _JSON, request_id)
+            return
+        except ClientDisconnect:
+            return
+        finally:
+            self._bodies.give_back(held[0])
+        status, reply = await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            functools.partial(
+                self._sys.handle, scope["path"], scope["method"], _signed_request(scope, body)
+            ),
+        )
+        log.info("seal API %s %s: %d", scope["method"], scope["path"], status)
+        await _respond(send, status, json.dumps(reply).encode(), _JSON, request_id)
+
+    async def _follow_seal(self, endpoint: Endpoint) -> None:
+        """Apply a seal or unseal another worker did; refuse every API request while sealed."""
+        seal = self.runtime.seal
+        if seal is None:
+            return
+        if seal.is_behind():
+            await asyncio.get_running_loop().run_in_executor(self._executor, seal.refresh)
+        if seal.sealed:
+            if endpoint is self._kms:
+                raise ServiceSealed(SEALED_MESSAGE)
+            raise ServiceUnavailable(SEALED_MESSAGE)
+
     async def _run(
         self, endpoint: Endpoint, signed: SignedRequest, facts: AuditFacts, target: bytes | None
     ) -> Answer:
+        await self._follow_seal(endpoint)
         loop = asyncio.get_running_loop()
         changes = self.runtime.changes
         if changes.is_behind():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from openkms.audit import AuditSink, LogAuditSink
 from openkms.auth.authenticator import Authenticator
@@ -32,16 +33,33 @@ from openkms.ops.key_directory import KeyDirectory
 from openkms.ops.quotas import RequestQuotas
 from openkms.seal import RootKey
 from openkms.seal.dev_root_key import open_dev_root_key
+from openkms.seal.keyring import Keyring
+from openkms.seal.node_state import (
+    BOOT_KEY_ENV,
+    NodeSealState,
+    NodeState,
+    boot_key_from_environment,
+)
+from openkms.seal.operator import (
+    ROOT_CHECK_SETTING,
+    ROOT_CHECK_VALUE,
+    newer_generations,
+    read_keyring,
+)
+from openkms.seal.pkcs11_seal import Pkcs11Seal, TokenError
+from openkms.seal.seal_config import PKCS11, SealConfig, read_seal_config
+from openkms.seal.sealable import SealableRootKey
 from openkms.seal.secrets import unwrap_secret, wrap_secret
 from openkms.server.change_feed import ChangeFollower, SharedSequence
 from openkms.server.config import ServerConfig, is_loopback
+from openkms.server.seal_control import SealControl
 from openkms.storage import Database, open_database
 from openkms.storage.repository import Transaction
 
 log = logging.getLogger(__name__)
 
-_ROOT_CHECK = "root-key-check"
-_ROOT_CHECK_VALUE = b"openkms root key check"
+_ROOT_CHECK = ROOT_CHECK_SETTING
+_ROOT_CHECK_VALUE = ROOT_CHECK_VALUE
 _FIRST_ACCOUNT = "first-account"
 # The node's shared change-log counter (openkms.server.change_feed), in the data directory.
 CHANGE_SEQUENCE_FILE = "changes.seq"
@@ -64,6 +82,8 @@ class Runtime:
     first_credentials: IssuedCredentials | None
     sts: SecurityTokenService | None = None
     iam_admin: IamAdministration | None = None
+    # The node's seal (Shamir or PKCS#11); None for the development key file.
+    seal: SealControl | None = None
 
     def close(self) -> None:
         """Release what the runtime holds: the jobs, the change feed, the log, the database."""
@@ -79,12 +99,13 @@ class Runtime:
 
 
 def open_storage(config: ServerConfig, migrate: bool = True) -> tuple[Database, RootKey]:
-    """The (migrated) database and the root of trust that matches it."""
+    """The (migrated) database and the root of trust that matches it: the development key
+    file, or the keyring under its seal (opened through the token for PKCS#11; still sealed
+    for Shamir shares)."""
     try:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        root_key = open_dev_root_key(config.effective_root_key_file)
-    except (OSError, RuntimeError, ValueError) as error:
-        raise StartupError(f"cannot load the root key: {error}") from None
+    except OSError as error:
+        raise StartupError(f"cannot make the data directory: {error}") from None
     try:
         db = open_database(config.effective_database_url)
         if migrate:
@@ -93,8 +114,68 @@ def open_storage(config: ServerConfig, migrate: bool = True) -> tuple[Database, 
         raise StartupError(f"cannot open the database: {type(error).__name__}: {error}") from None
     with db.transaction() as tx:
         tx.serialise_startup()
+        seal_config = read_seal_config(tx)
+        if seal_config is not None:
+            return db, _sealed_root_key(db, tx, seal_config)
+    if not is_loopback(config.host):
+        db.dispose()
+        raise StartupError(
+            "with the development root key openkms listens on loopback only "
+            f"(127.0.0.1, ::1 or localhost), not {config.host}: seal the store with "
+            "openkms operator init --seal shamir or --seal pkcs11"
+        )
+    try:
+        root_key = open_dev_root_key(config.effective_root_key_file)
+    except (OSError, RuntimeError, ValueError) as error:
+        db.dispose()
+        raise StartupError(f"cannot load the root key: {error}") from None
+    with db.transaction() as tx:
+        tx.serialise_startup()
         _check_root_key(tx, root_key)
     return db, root_key
+
+
+def store_is_sealed(data_dir: Path, database_url: str | None) -> bool:
+    """Whether a store has a seal (Shamir or PKCS#11), read without changing anything: a
+    store that does not exist yet is not made."""
+    config = ServerConfig(data_dir=data_dir, database_url=database_url)
+    if database_url is None and not (data_dir / "openkms.db").exists():
+        return False
+    try:
+        db = open_database(config.effective_database_url)
+    except Exception:  # noqa: BLE001 - start-up reports the database's failure itself
+        return False
+    try:
+        with db.transaction() as tx:
+            return read_seal_config(tx) is not None
+    except Exception:  # noqa: BLE001 - an empty database has no settings table yet
+        return False
+    finally:
+        db.dispose()
+
+
+def _sealed_root_key(db: Database, tx: Transaction, seal_config: SealConfig) -> SealableRootKey:
+    root = SealableRootKey(seal_config.type)
+
+    def find_newer(keyring: Keyring) -> Keyring:
+        with db.transaction() as reading:
+            return newer_generations(reading, keyring)
+
+    root.find_newer = find_newer
+    if seal_config.type == PKCS11:
+        assert seal_config.pkcs11 is not None
+        try:
+            token = Pkcs11Seal(seal_config.pkcs11)
+        except TokenError as error:
+            raise StartupError(f"cannot unseal through the PKCS#11 token: {error}") from None
+        try:
+            root.unseal(read_keyring(tx, seal_config, token), token)
+        except IntegrityError:
+            token.close()
+            raise StartupError(
+                "the token's key does not open this store's keyring (another token or key?)"
+            ) from None
+    return root
 
 
 def build_runtime(
@@ -112,7 +193,9 @@ def build_runtime(
                 log.warning("OPENKMS_CLOCK_FILE is set: the clock is shifted (for tests only)")
         clock = clock_from_environment()
     db, root_key = open_storage(config, migrate=first_start)
-    credentials = _first_account(config, db, root_key, clock) if first_start else None
+    sealed = isinstance(root_key, SealableRootKey) and root_key.sealed
+    # A sealed store's first account was made by openkms operator init.
+    credentials = first_account(config, db, root_key, clock) if first_start and not sealed else None
     services = Services(
         db=db,
         keystore=SoftwareKeyStore(root_key),
@@ -140,8 +223,19 @@ def build_runtime(
         db.dispose()
         raise StartupError(f"the operation declarations are inconsistent: {error}") from None
     changes = ChangeFollower(db, SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE))
-    jobs = JobRunner(LifecycleJobs(db, services.keystore, clock), config.job_interval_seconds)
-    return Runtime(
+    seal = _seal_control(config, db, root_key, services, authenticator, first_start)
+
+    def sealed_now() -> bool:
+        # Also how an idle worker follows a seal: within a job interval, not at its next
+        # request, it drops the root key.
+        if seal is not None and seal.is_behind():
+            seal.refresh()
+        return isinstance(root_key, SealableRootKey) and root_key.sealed
+
+    jobs = JobRunner(
+        LifecycleJobs(db, services.keystore, clock), config.job_interval_seconds, sealed_now
+    )
+    runtime = Runtime(
         config,
         model,
         services,
@@ -153,7 +247,39 @@ def build_runtime(
         credentials,
         sts,
         IamAdministration(db, root_key, clock, identities),
+        seal,
     )
+    if seal is not None:
+        seal.refresh()
+    return runtime
+
+
+def _seal_control(
+    config: ServerConfig,
+    db: Database,
+    root_key: RootKey,
+    services: Services,
+    authenticator: Authenticator,
+    first_start: bool,
+) -> SealControl | None:
+    """The node's seal control for a sealed store. The first process of a start makes the
+    boot key (memory only; its spawned workers inherit it) and starts the node's state anew:
+    sealed for Shamir, unsealed (through the token) for PKCS#11."""
+    if not isinstance(root_key, SealableRootKey):
+        return None
+    boot_key = None if first_start else boot_key_from_environment()
+    if boot_key is None:
+        boot_key = os.urandom(32)
+        os.environ[BOOT_KEY_ENV] = boot_key.hex()
+    state = NodeSealState(config.data_dir, boot_key)
+    if first_start:
+        state.update(lambda _: NodeState(sealed=root_key.sealed))
+
+    def forget_secrets() -> None:
+        services.keystore.forget_secrets()
+        authenticator.forget_secrets()
+
+    return SealControl(db, root_key, state, forget_secrets)
 
 
 def _check_root_key(tx: Transaction, root_key: RootKey) -> None:
@@ -171,7 +297,7 @@ def _check_root_key(tx: Transaction, root_key: RootKey) -> None:
         ) from None
 
 
-def _first_account(
+def first_account(
     config: ServerConfig, db: Database, root_key: RootKey, clock: Clock
 ) -> IssuedCredentials | None:
     """Create the first account and access key on first start (fixed by the environment if

@@ -135,6 +135,15 @@ class Transaction:
     def put_setting(self, name: str, value: bytes) -> None:
         self.connection.execute(insert(schema.server_settings).values(name=name, value=value))
 
+    def replace_setting(self, name: str, value: bytes) -> None:
+        """Write a setting whether or not it exists (the seal's keyring and config)."""
+        table = schema.server_settings
+        updated = self.connection.execute(
+            update(table).where(table.c.name == name).values(value=value)
+        )
+        if not updated.rowcount:
+            self.put_setting(name, value)
+
     # -- accounts and access keys -------------------------------------------------------
 
     def account_exists(self, account_id: str) -> bool:
