@@ -3,8 +3,10 @@
 The envelope gives KMS (AWS JSON 1.1) and STS (AWS Query) the same treatment: a request id on
 every answer, a bounded body, only POST runs an operation, one header of each kind that
 decides what runs, errors rendered in the protocol's shape, and one audit event per request
-(handed to the ``AuditSink`` with the facts the dispatcher gathered). The protocol endpoints
-below it know nothing of HTTP; the dispatcher knows nothing of protocols.
+(handed to the ``AuditSink`` with the facts the dispatcher gathered), durable before the
+answer is sent; while the trail cannot be written, requests are refused before they run.
+The protocol endpoints below it know nothing of HTTP; the dispatcher knows nothing of
+protocols.
 
 Read-only KMS requests run first on the event loop with database access forbidden: a warm
 Encrypt or Decrypt is answered without a thread hop. One that needs the database after all
@@ -24,7 +26,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from openkms.audit import AuditFacts
+from openkms.audit import AuditFacts, AuditUnavailable
 from openkms.auth.sigv4 import SignedRequest
 from openkms.errors import (
     THROTTLED_MESSAGE,
@@ -34,7 +36,13 @@ from openkms.errors import (
     UnknownOperationException,
 )
 from openkms.protocol import json_protocol
-from openkms.server.endpoints import Answer, Endpoint, KmsEndpoint, StsEndpoint
+from openkms.server.endpoints import (
+    AUDIT_UNAVAILABLE_MESSAGE,
+    Answer,
+    Endpoint,
+    KmsEndpoint,
+    StsEndpoint,
+)
 from openkms.server.runtime import Runtime
 from openkms.storage.blocking import WouldBlock, forbid_blocking
 
@@ -144,6 +152,7 @@ class OpenKmsApp:
             user_agent=user_agent.decode("latin-1") if user_agent else None,
         )
         error_code: str | None = None
+        error_message: str | None = None
         held = [0]
         try:
             _refuse_repeated_headers(headers)
@@ -151,16 +160,24 @@ class OpenKmsApp:
                 headers, receive, runtime.config.max_body_bytes, self._bodies, held
             )
             signed = _signed_request(scope, body)
+            if not runtime.audit.available:
+                # Fail closed: what cannot be audited is not done. The event of this refusal
+                # is still submitted below; its write is the probe that finds the trail back.
+                endpoint.name_operation(signed, facts)
+                raise AuditUnavailable()
             answer = await self._run(endpoint, signed, facts, target)
         except KmsError as error:
-            error_code = error.code
+            error_code, error_message = error.code, error.message
             answer = endpoint.error(error, request_id)
+        except AuditUnavailable:
+            answer = endpoint.audit_unavailable(request_id)
+            error_code, error_message = answer.error_code, AUDIT_UNAVAILABLE_MESSAGE
         except BodyTooLarge:
             error_code = "RequestTooLarge"
             answer = endpoint.too_large(request_id)
         except ClientDisconnect:
             # The client went away mid-body: nobody is left to answer, and it is not our fault.
-            runtime.audit.record(facts.outcome(400, "ClientDisconnected"))
+            runtime.audit.submit(facts.outcome(400, "ClientDisconnected"), wait=False)
             return
         except Exception:
             # The traceback names code, not data: no request values are in it.
@@ -169,7 +186,14 @@ class OpenKmsApp:
             answer = endpoint.internal_error(request_id)
         finally:
             self._bodies.give_back(held[0])
-        runtime.audit.record(facts.outcome(answer.status, error_code or answer.error_code))
+        event = facts.outcome(answer.status, error_code or answer.error_code, error_message)
+        durable = runtime.audit.submit(event)
+        if durable is not None:
+            try:
+                await durable
+            except AuditUnavailable:
+                # Nothing leaves unaudited: not the answer, not even a refusal of it.
+                answer = endpoint.audit_unavailable(request_id)
         await _respond(send, answer.status, answer.body, answer.content_type.encode(), request_id)
 
     async def _run(

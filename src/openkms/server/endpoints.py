@@ -15,6 +15,13 @@ from openkms.iam.sts import SecurityTokenService, TemporaryCredentials
 from openkms.ops.dispatcher import Dispatcher
 from openkms.protocol import json_protocol, query_protocol
 
+# KMSInternalException is what AWS KMS answers when it cannot complete a request for a
+# reason of its own (retryable, 500): the trail that must record the request is such a reason.
+AUDIT_UNAVAILABLE_MESSAGE = (
+    "The request was rejected because an internal exception occurred (the audit trail is "
+    "unavailable). The request can be retried."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -30,11 +37,17 @@ class Endpoint(Protocol):
 
     def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer: ...
 
+    def name_operation(self, signed: SignedRequest, facts: AuditFacts) -> None:
+        """Record in ``facts`` which operation the request asks for (loggable form)."""
+        ...
+
     def error(self, error: KmsError, request_id: str) -> Answer: ...
 
     def too_large(self, request_id: str) -> Answer: ...
 
     def internal_error(self, request_id: str) -> Answer: ...
+
+    def audit_unavailable(self, request_id: str) -> Answer: ...
 
 
 class KmsEndpoint:
@@ -43,6 +56,10 @@ class KmsEndpoint:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
+
+    def name_operation(self, signed: SignedRequest, facts: AuditFacts) -> None:
+        target = next((v for k, v in signed.headers if k == "x-amz-target"), None)
+        facts.operation = loggable_name((target or "").partition(".")[2])
 
     def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
         target = next((v for k, v in signed.headers if k == "x-amz-target"), None)
@@ -61,6 +78,9 @@ class KmsEndpoint:
     def internal_error(self, request_id: str) -> Answer:
         return self.error(KMSInternalException("An internal error occurred."), request_id)
 
+    def audit_unavailable(self, request_id: str) -> Answer:
+        return self.error(KMSInternalException(AUDIT_UNAVAILABLE_MESSAGE), request_id)
+
 
 class StsEndpoint:
     """GetCallerIdentity (which SDKs and tools call to check their credentials), AssumeRole and
@@ -77,10 +97,17 @@ class StsEndpoint:
         self._authenticator = authenticator
         self._sts = sts
 
+    def name_operation(self, signed: SignedRequest, facts: AuditFacts) -> None:
+        params = query_protocol.decode_parameters(signed.raw_query, signed.body)
+        facts.operation = f"sts:{loggable_name(params.get('Action', ''))}"
+
     def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
         params = query_protocol.decode_parameters(signed.raw_query, signed.body)
         action = params.get("Action", "")
         facts.operation = f"sts:{loggable_name(action)}"
+        # What CloudTrail records of an STS request (never TokenCode, the MFA code).
+        facts.parameters = {name: params[name] for name in _AUDITED if name in params}
+        facts.read_only = True  # as CloudTrail marks STS's calls
         authenticated = self._authenticator.authenticate(signed, "sts", facts.source_address)
         facts.principal, facts.region = authenticated.principal, authenticated.region
         version = params.get("Version") or "NO_VERSION_SPECIFIED"
@@ -107,6 +134,13 @@ class StsEndpoint:
                 facts.source_address,
                 facts.secure_transport,
             )
+            facts.response = {
+                "credentials": _recorded_credentials(issued),
+                "assumedRoleUser": {
+                    "assumedRoleId": issued.principal.user_id,
+                    "arn": issued.principal.arn,
+                },
+            }
             body = query_protocol.assume_role_xml(
                 _credentials(issued),
                 issued.principal.user_id,
@@ -116,6 +150,7 @@ class StsEndpoint:
             )
         else:
             issued = self._sts.get_session_token(principal, params)
+            facts.response = {"credentials": _recorded_credentials(issued)}
             body = query_protocol.session_token_xml(_credentials(issued), facts.request_id)
         return Answer(200, body, self.content_type)
 
@@ -133,6 +168,19 @@ class StsEndpoint:
     def internal_error(self, request_id: str) -> Answer:
         body = query_protocol.error_xml("InternalFailure", "", request_id)
         return Answer(500, body, self.content_type, "InternalFailure")
+
+    def audit_unavailable(self, request_id: str) -> Answer:
+        # STS's own code for a failure on its side (500).
+        body = query_protocol.error_xml("InternalFailure", AUDIT_UNAVAILABLE_MESSAGE, request_id)
+        return Answer(500, body, self.content_type, "InternalFailure")
+
+
+_AUDITED = ("RoleArn", "RoleSessionName", "DurationSeconds", "SerialNumber", "ExternalId")
+
+
+def _recorded_credentials(issued: TemporaryCredentials) -> dict[str, object]:
+    # The access key id and expiry; never the secret or the session token.
+    return {"accessKeyId": issued.access_key_id, "expiration": issued.expiration}
 
 
 def _credentials(issued: TemporaryCredentials) -> str:

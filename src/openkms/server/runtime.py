@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass
 
 from openkms.audit import AuditSink, LogAuditSink
+from openkms.audit.cloudtrail import CloudTrailRenderer
+from openkms.audit.store import AuditStore, audit_url
+from openkms.audit.writer import DurableAuditSink
 from openkms.auth.authenticator import Authenticator
 from openkms.authz import PolicyAuthorizer
 from openkms.authz.grants import GrantDirectory
@@ -137,6 +140,11 @@ def build_runtime(
     except DeclarationError as error:
         db.dispose()
         raise StartupError(f"the operation declarations are inconsistent: {error}") from None
+    try:
+        audit = open_audit_sink(config, root_key, clock, model, first_start)
+    except StartupError:
+        db.dispose()
+        raise
     changes = ChangeFollower(db, SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE))
     jobs = JobRunner(LifecycleJobs(db, services.keystore, clock), config.job_interval_seconds)
     return Runtime(
@@ -145,11 +153,41 @@ def build_runtime(
         services,
         authenticator,
         dispatcher,
-        LogAuditSink(),
+        audit,
         changes,
         jobs,
         credentials,
         sts,
+    )
+
+
+def open_audit_store(config: ServerConfig, create: bool = False) -> AuditStore:
+    """The trail's store (``openkms.audit.store``) beside this configuration's key store."""
+    return AuditStore(audit_url(config.effective_database_url), create=create)
+
+
+def open_audit_sink(
+    config: ServerConfig, root_key: RootKey, clock: Clock, model: ServiceModel, first_start: bool
+) -> AuditSink:
+    """The durable trail (made and migrated on a first start; opened, never made, by worker
+    processes), or only the request log when the trail is switched off."""
+    if not config.audit_trail:
+        if first_start:
+            log.warning("the audit trail is off (--no-audit-trail): requests are not recorded")
+        return LogAuditSink()
+    try:
+        store = open_audit_store(config, create=first_start)
+        if first_start:
+            store.migrate()
+            key = store.ensure_signing_key(root_key, clock.now())
+        else:
+            key = store.signing_key(root_key)
+    except Exception as error:  # any failure to open the trail stops start-up, with its reason
+        raise StartupError(
+            f"cannot open the audit trail: {type(error).__name__}: {error}"
+        ) from None
+    return DurableAuditSink(
+        store, CloudTrailRenderer(model), key, clock, config.audit_digest_seconds, LogAuditSink()
     )
 
 
