@@ -347,4 +347,5 @@ def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> Non
 
 def _describe(error: Exception) -> str:
     # A type and a short reason: driver messages may quote SQL, never values (hidden).
-    return f"{type(error).__name__}: {str(error)[:200]}"
+    reason = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {reason[:200]}"
