@@ -16,18 +16,19 @@ member the model marks sensitive or binary, nor grant tokens.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from openkms.audit.events import AuditEvent
+from openkms.crypto.random_pool import random_uuid
 from openkms.iam.principal import Principal, role_arn_of_session
 from openkms.model import ServiceModel
 
 EVENT_VERSION = "1.08"
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+# Entries per fragment cache (identities, callers, resource sets); a full cache starts over.
+_CACHE_LIMIT = 10_000
 # What KMS records for a member the caller left out (the operation's default).
 _DEFAULTS: dict[str, dict[str, str]] = {
     "Encrypt": {"encryptionAlgorithm": "SYMMETRIC_DEFAULT"},
@@ -37,8 +38,7 @@ _DEFAULTS: dict[str, dict[str, str]] = {
 _NEVER_RECORDED = frozenset({"GrantToken", "GrantTokens", "ImportToken", "SessionToken"})
 
 
-@dataclass(frozen=True, slots=True)
-class RecordKeys:
+class RecordKeys(NamedTuple):
     """The columns a record is found by (``openkms audit lookup``), taken with its JSON."""
 
     event_id: str
@@ -64,19 +64,24 @@ class CloudTrailRenderer:
         self._identities: dict[Principal, bytes] = {}
         self._input_members: dict[str, dict[str, str]] = {}
         self._output_members: dict[str, dict[str, str]] = {}
+        self._origins: dict[tuple[Any, ...], bytes] = {}
+        self._tails: dict[tuple[Any, ...], bytes] = {}
+        self._second = dt.datetime.min
+        self._second_text = b""
 
     def render(self, event: AuditEvent) -> tuple[bytes, RecordKeys]:
+        """The record's JSON and its look-up columns. The JSON is joined from fragments:
+        the parts that repeat request after request are encoded once and cached."""
         facts = event.facts
         kms = facts.service == "kms"
-        operation = facts.operation
-        event_name = operation.removeprefix("sts:")
+        event_name = facts.operation.removeprefix("sts:")
         principal = facts.principal
-        event_id = str(uuid.uuid4())
+        event_id = random_uuid()
         when = facts.event_time.astimezone(dt.UTC).replace(microsecond=0)
         parameters = (
             self._request_parameters(event_name, facts.parameters)
             if kms
-            else (_sts_parameters(facts.parameters))
+            else _sts_parameters(facts.parameters)
         )
         if kms and facts.read_only is not None and event_name in _DEFAULTS:
             # The dispatcher ran (read_only is its mark): the defaults applied.
@@ -85,55 +90,105 @@ class CloudTrailRenderer:
         arns = [arn for role, arn in facts.resources if role != "alias"]
         if event.error_code is None and facts.response is not None:
             response = (
-                self._response_elements(event_name, facts.response) if kms else (facts.response)
+                self._response_elements(event_name, facts.response) if kms else facts.response
             )
             made = (facts.response.get("KeyMetadata") or {}).get("Arn") if kms else None
             if made and not arns:
                 arns.append(made)  # CreateKey: the key it made is its resource
-        resources = [
-            {"accountId": _account_of(arn), "type": "AWS::KMS::Key", "ARN": arn} for arn in arns
-        ]
         account = principal.account_id if principal is not None else None
-        body: dict[str, Any] = {
-            "eventVersion": EVENT_VERSION,
-            "userIdentity": orjson.Fragment(self._identity(principal)),
-            "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "eventSource": "kms.amazonaws.com" if kms else "sts.amazonaws.com",
-            "eventName": event_name,
-            "awsRegion": facts.region,
-            "sourceIPAddress": facts.source_address,
-            "userAgent": facts.user_agent,
-        }
+        parts = [
+            b'{"eventVersion":"' + EVENT_VERSION.encode() + b'","userIdentity":',
+            self._identity(principal),
+            b',"eventTime":"',
+            self._time_text(when),
+            self._origin(kms, event_name, facts.region, facts.source_address, facts.user_agent),
+        ]
         if event.error_code is not None:
-            body["errorCode"] = event.error_code
+            parts += [b',"errorCode":', _json(event.error_code)]
             if event.error_message:
-                body["errorMessage"] = event.error_message
-        body["requestParameters"] = parameters or None
-        body["responseElements"] = response
-        body["requestID"] = facts.request_id
-        body["eventID"] = event_id
-        body["readOnly"] = facts.read_only if facts.read_only is not None else False
-        if resources:
-            body["resources"] = resources
-        body["eventType"] = "AwsApiCall"
-        body["managementEvent"] = True
-        # The account the event is delivered to: the key owner's (a cross-account use is
-        # recorded for the key's account too), else the caller's.
-        body["recipientAccountId"] = _account_of(arns[0]) if arns else account
-        body["eventCategory"] = "Management"
-        if facts.secure_transport:
-            body["tlsDetails"] = {"clientProvidedHostHeader": None}
+                parts += [b',"errorMessage":', _json(event.error_message)]
+        parts += [
+            b',"requestParameters":',
+            _json(parameters) if parameters else b"null",
+            b',"responseElements":',
+            _json(response) if response is not None else b"null",
+            b',"requestID":',
+            _json(facts.request_id),
+            b',"eventID":"',
+            event_id.encode(),
+            b'","readOnly":true' if facts.read_only else b'","readOnly":false',
+            self._resources(tuple(arns), account),
+        ]
         keys = RecordKeys(
-            event_id=event_id,
-            event_time=when,
-            event_source=body["eventSource"],
-            event_name=event_name,
-            principal_arn=principal.arn if principal is not None else None,
-            access_key_id=principal.access_key_id if principal is not None else None,
-            error_code=event.error_code,
-            resources=_resource_text(arns, facts.parameters),
+            event_id,
+            when,
+            "kms.amazonaws.com" if kms else "sts.amazonaws.com",
+            event_name,
+            principal.arn if principal is not None else None,
+            principal.access_key_id if principal is not None else None,
+            event.error_code,
+            _resource_text(arns, facts.parameters),
         )
-        return orjson.dumps(body, default=_encode_value, option=_OPTIONS), keys
+        return b"".join(parts), keys
+
+    def _time_text(self, when: dt.datetime) -> bytes:
+        if when != self._second:
+            self._second, self._second_text = when, when.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+        return self._second_text
+
+    def _origin(
+        self,
+        kms: bool,
+        event_name: str,
+        region: str | None,
+        address: str | None,
+        user_agent: str | None,
+    ) -> bytes:
+        """From eventSource to userAgent: one fragment per caller and operation."""
+        key = (kms, event_name, region, address, user_agent)
+        cached = self._origins.get(key)
+        if cached is None:
+            source = "kms.amazonaws.com" if kms else "sts.amazonaws.com"
+            cached = (
+                b'","eventSource":"'
+                + source.encode()
+                + b'"'
+                + orjson.dumps(
+                    {
+                        "eventName": event_name,
+                        "awsRegion": region,
+                        "sourceIPAddress": address,
+                        "userAgent": user_agent,
+                    }
+                ).replace(b"{", b",", 1)[:-1]
+            )
+            if len(self._origins) > _CACHE_LIMIT:
+                self._origins.clear()
+            self._origins[key] = cached
+        return cached
+
+    def _resources(self, arns: tuple[str, ...], account: str | None) -> bytes:
+        """resources to the end of the record: one fragment per set of keys (and caller)."""
+        key = (arns, account)
+        cached = self._tails.get(key)
+        if cached is None:
+            tail: dict[str, Any] = {}
+            if arns:
+                tail["resources"] = [
+                    {"accountId": _account_of(arn), "type": "AWS::KMS::Key", "ARN": arn}
+                    for arn in arns
+                ]
+            tail["eventType"] = "AwsApiCall"
+            tail["managementEvent"] = True
+            # The account the event is delivered to: the key owner's (a cross-account use
+            # is recorded for the key's account too), else the caller's.
+            tail["recipientAccountId"] = _account_of(arns[0]) if arns else account
+            tail["eventCategory"] = "Management"
+            cached = orjson.dumps(tail).replace(b"{", b",", 1)
+            if len(self._tails) > _CACHE_LIMIT:
+                self._tails.clear()
+            self._tails[key] = cached
+        return cached
 
     # -- userIdentity ---------------------------------------------------------------------
 
@@ -144,7 +199,7 @@ class CloudTrailRenderer:
         cached = self._identities.get(principal)
         if cached is None:
             cached = orjson.dumps(user_identity(principal))
-            if len(self._identities) > 10_000:
+            if len(self._identities) > _CACHE_LIMIT:
                 self._identities.clear()
             self._identities[principal] = cached
         return cached
@@ -281,6 +336,10 @@ def _resource_text(arns: list[str], parameters: dict[str, Any]) -> str:
         if isinstance(value, str) and value not in refs:
             refs.append(value)
     return " ".join(refs)
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, default=_encode_value, option=_OPTIONS)
 
 
 def _iso(when: dt.datetime) -> str:

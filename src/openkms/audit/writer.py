@@ -45,6 +45,8 @@ log = logging.getLogger("openkms.audit")
 
 # How long the writer sleeps between attempts while the store fails.
 RETRY_SECONDS = 0.2
+# How long a busy writer waits for more of a batch (see _run); far below one fsync.
+COALESCE_SECONDS = 0.001
 # How often an idle writer looks whether a digest is due (by the injected clock).
 IDLE_WAKE_SECONDS = 0.5
 # Events kept for a store that does not answer; beyond this the oldest are dropped (logged).
@@ -98,6 +100,7 @@ class DurableAuditSink:
         self._stopping = threading.Event()
         self._available = True
         self._resync = False
+        self._last_batch = 0
         self._thread = threading.Thread(target=self._run, name="openkms-audit", daemon=True)
         self._thread.start()
 
@@ -145,6 +148,15 @@ class DurableAuditSink:
             stopping = self._stopping.is_set()
             with self._lock:
                 batch, self._queue = self._queue, []
+            if len(batch) < self._last_batch // 2 and not stopping:
+                # Busy (the last batch was large) but few are queued yet: wait a moment for
+                # the requests now being served, so one commit (an fsync) serves them too.
+                # Idle, this never waits: a lone request is committed at once.
+                self._stopping.wait(COALESCE_SECONDS)
+                with self._lock:
+                    batch += self._queue
+                    self._queue = []
+            self._last_batch = len(batch)
             if not self._write_batch(batch, final=stopping) and not stopping:
                 self._stopping.wait(RETRY_SECONDS)
             if stopping:
@@ -231,20 +243,20 @@ class DurableAuditSink:
                 hashes.append(head_hash)
                 keys = item.keys
                 rows.append(
-                    {
-                        "writer_id": state.writer_id,
-                        "seq": head_seq,
-                        "event_id": keys.event_id,
-                        "event_time": keys.event_time,
-                        "event_source": keys.event_source,
-                        "event_name": keys.event_name,
-                        "principal_arn": keys.principal_arn,
-                        "access_key_id": keys.access_key_id,
-                        "error_code": keys.error_code,
-                        "resources": keys.resources,
-                        "record": (item.record or b"").decode(),
-                        "hash": head_hash,
-                    }
+                    (
+                        state.writer_id,
+                        head_seq,
+                        keys.event_id,
+                        store.event_time(keys.event_time),
+                        keys.event_source,
+                        keys.event_name,
+                        keys.principal_arn,
+                        keys.access_key_id,
+                        keys.error_code,
+                        keys.resources,
+                        (item.record or b"").decode(),
+                        head_hash,
+                    )
                 )
             store.add_events(connection, rows)
             undigested = state.undigested + hashes

@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from openkms.audit import AuditFacts, AuditUnavailable
 from openkms.auth.sigv4 import SignedRequest
+from openkms.crypto.random_pool import random_uuid
 from openkms.errors import (
     THROTTLED_MESSAGE,
     IncompleteSignatureException,
@@ -227,7 +227,7 @@ def create_app(runtime: Runtime) -> OpenKmsApp:
 
 
 def _new_request_id() -> str:
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
