@@ -322,8 +322,11 @@ class DurableAuditSink:
         try:
             record, keys = self._renderer.render(event)
         except Exception:  # noqa: BLE001 - a value that cannot be rendered must not lose the event
-            event.facts.parameters = {"unrenderable": True}
-            event.facts.response = None
+            # Without the caller's free text (parameters, answer, user agent, message): what
+            # is left is openkms's own, so this cannot fail again and block the trail.
+            facts = event.facts
+            facts.parameters, facts.response, facts.user_agent = {"unrenderable": True}, None, None
+            event = AuditEvent(facts, event.status, event.error_code, None)
             record, keys = self._renderer.render(event)
         if item.failed_answer:
             # The caller never saw this outcome: it was answered 500, the trail being down.
