@@ -115,6 +115,18 @@ def main() -> None:
     is_flag=True,
     help="Allow plain HTTP on a non-loopback address (AWS requires HTTPS of KMS endpoints).",
 )
+@click.option(
+    "--audit-digest-interval",
+    type=click.FloatRange(min=1, max=86400),
+    default=60.0,
+    show_default=True,
+    help="Seconds between the audit trail's signed digests (each writer process's).",
+)
+@click.option(
+    "--no-audit-trail",
+    is_flag=True,
+    help="Benchmarks only: answer requests without recording them in the audit trail.",
+)
 def serve(
     host: str,
     port: int,
@@ -132,6 +144,8 @@ def serve(
     max_connections: int,
     request_timeout: float,
     job_interval: float,
+    audit_digest_interval: float,
+    no_audit_trail: bool,
 ) -> None:
     """Start the server."""
     from openkms.ops.quotas import parse_quotas
@@ -178,6 +192,8 @@ def serve(
         max_connections=max_connections,
         request_timeout_seconds=request_timeout,
         job_interval_seconds=job_interval,
+        audit_trail=not no_audit_trail,
+        audit_digest_seconds=audit_digest_interval,
         **config_from_environment(),  # type: ignore[arg-type]
     )
     try:
@@ -1011,3 +1027,202 @@ def operator_rekey(
         db.dispose()
     click.echo("openkms: rekeyed; the old shares open nothing now.")
     _hand_out_shares(texts, threshold, share_dir)
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail: its public key, verification, look-up and export (offline: no root
+    key is needed, and a server may run beside)."""
+
+
+def _trail_options(command: Any) -> Any:
+    for option in reversed(
+        [
+            click.option(
+                "--data-dir",
+                type=click.Path(path_type=Path, file_okay=False),
+                default=_default_data_dir,
+                help="The server's data directory (the SQLite trail is beside its database).",
+            ),
+            click.option(
+                "--database-url",
+                envvar="OPENKMS_DATABASE_URL",
+                help="The server's database (the PostgreSQL trail is in its schema).",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@contextlib.contextmanager
+def _trail_store(data_dir: Path, database_url: str | None) -> Iterator[Any]:
+    from openkms.server.runtime import open_audit_store
+
+    config = ServerConfig(data_dir=data_dir, database_url=database_url)
+    try:
+        store = open_audit_store(config)
+    except Exception as error:  # noqa: BLE001 - any failure: the command's error message
+        raise click.ClickException(
+            f"cannot open the audit trail: {type(error).__name__}: {error}"
+        ) from None
+    try:
+        yield store
+    except Exception as error:
+        if isinstance(error, click.ClickException):
+            raise
+        raise click.ClickException(
+            f"cannot read the audit trail: {type(error).__name__}: {error}"
+        ) from None
+    finally:
+        store.dispose()
+
+
+@audit.command("public-key")
+@_trail_options
+def audit_public_key(data_dir: Path, database_url: str | None) -> None:
+    """Print the trail's signing public key(s), PEM. Keep a copy apart from the database:
+    verification is only as good as the key it is given."""
+    with _trail_store(data_dir, database_url) as store:
+        keys = store.public_keys()
+    if not keys:
+        raise click.ClickException("the audit trail has no signing key yet")
+    for _key_id, pem in keys:
+        click.echo(pem, nl=False)
+
+
+@audit.command("verify")
+@_trail_options
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The trail's public key (PEM), as exported; repeatable.",
+)
+@click.option(
+    "--file",
+    "trail_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Verify an exported trail instead of the database.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_verify(
+    data_dir: Path,
+    database_url: str | None,
+    public_keys: tuple[Path, ...],
+    trail_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Prove that no event was changed, removed, inserted or reordered; exit 1 naming where
+    a chain breaks if one does."""
+    from openkms.audit.export import load_trail, trail_of
+    from openkms.audit.signing import load_public_key, public_key_id
+    from openkms.audit.verify import verify
+
+    keys = {}
+    for path in public_keys:
+        try:
+            key = load_public_key(path.read_bytes())
+        except ValueError as error:
+            raise click.ClickException(f"{path}: {error}") from None
+        keys[public_key_id(key)] = key
+    if trail_file is not None:
+        try:
+            report = verify(load_trail(trail_file), keys)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+    else:
+        with _trail_store(data_dir, database_url) as store:
+            report = verify(trail_of(store), keys)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "events": report.events,
+                    "writers": len(report.writers),
+                    "problems": report.problems,
+                    "notes": report.notes,
+                },
+                indent=2,
+            )
+        )
+    else:
+        for problem in report.problems:
+            click.echo(f"BROKEN: {problem}")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        verdict = "verified" if report.ok else "NOT verified"
+        click.echo(f"{report.events} events of {len(report.writers)} writers: {verdict}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit.command("export")
+@_trail_options
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="File to write."
+)
+def audit_export(data_dir: Path, database_url: str | None, out: Path) -> None:
+    """Write the whole trail (writers, events, digests) as JSON Lines, verifiable offline."""
+    from openkms.audit.export import export_trail
+
+    with _trail_store(data_dir, database_url) as store, out.open("wb") as target:
+        count = export_trail(store, target)
+    click.echo(f"{count} events written to {out}")
+
+
+def _when(value: str | None) -> Any:
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+@audit.command("lookup")
+@_trail_options
+@click.option("--key", help="A key id or key ARN (or an alias name a request gave).")
+@click.option("--event-name", help="e.g. Encrypt, CreateKey, AssumeRole.")
+@click.option("--principal", help="The caller's ARN or access key id.")
+@click.option("--error-code", help='An error code, or "*" for every refused request.')
+@click.option("--start-time", help="ISO 8601, e.g. 2026-12-01T00:00:00Z.")
+@click.option("--end-time", help="ISO 8601.")
+@click.option("--limit", type=click.IntRange(min=1, max=100_000), default=50, show_default=True)
+@click.option("--output", type=click.Choice(["json", "table"]), default="table", show_default=True)
+def audit_lookup(
+    data_dir: Path,
+    database_url: str | None,
+    key: str | None,
+    event_name: str | None,
+    principal: str | None,
+    error_code: str | None,
+    start_time: str | None,
+    end_time: str | None,
+    limit: int,
+    output: str,
+) -> None:
+    """Events matching every filter given, newest first."""
+    from openkms.audit.lookup import Filters, lookup, table
+
+    filters = Filters(
+        key=key,
+        event_name=event_name,
+        principal=principal,
+        error_code=error_code,
+        start=_when(start_time),
+        end=_when(end_time),
+        limit=limit,
+    )
+    with _trail_store(data_dir, database_url) as store:
+        records = lookup(store, filters)
+    if output == "json":
+        click.echo(json.dumps({"Records": records}, indent=2))
+    else:
+        click.echo(table(records))

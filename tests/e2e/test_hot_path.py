@@ -27,6 +27,8 @@ def in_process_server(tmp_path, backend, database_url_factory):
         data_dir=tmp_path / "data",
         database_url=database_url_factory(backend),
         cache_seconds=300,
+        # The lifecycle jobs read on their own thread, once per interval: not requests' reads.
+        job_interval_seconds=3600,
         account_id="123456789012",
         access_key_id=ACCESS_KEY_ID,
         secret_access_key=SECRET_ACCESS_KEY,

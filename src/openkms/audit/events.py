@@ -30,12 +30,17 @@ class AuditFacts:
     read_only: bool | None = None
     resources: list[tuple[str, str]] = field(default_factory=list)  # (role, ARN)
     parameters: dict[str, Any] = field(default_factory=dict)
+    # What a writing operation answered (the envelope's event drops any member that could
+    # hold a secret); None for reads, as CloudTrail records them.
+    response: dict[str, Any] | None = None
     # Not audit facts: whether this request's quota was charged already (a request that
     # needed the database runs again on a thread and must not pay twice).
     quota_charged: bool = False
 
-    def outcome(self, status: int, error_code: str | None) -> AuditEvent:
-        return AuditEvent(self, status, error_code)
+    def outcome(
+        self, status: int, error_code: str | None, error_message: str | None = None
+    ) -> AuditEvent:
+        return AuditEvent(self, status, error_code, error_message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +48,5 @@ class AuditEvent:
     facts: AuditFacts
     status: int
     error_code: str | None  # None: the request succeeded
+    # The message the caller was answered with (never a value the model marks sensitive).
+    error_message: str | None = None

@@ -1,5 +1,7 @@
-"""Where audit events go. Today: the request log line. The audit issue adds a durable,
-hash-chained CloudTrail-format log behind the same interface."""
+"""Where audit events go: the ``AuditSink`` interface, and the request log line.
+
+The trail itself, durable before the answer leaves, is ``openkms.audit.writer``; it writes the
+log line too."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Awaitable
 from typing import Protocol
 
 from openkms.audit.events import AuditEvent
@@ -21,9 +24,24 @@ log = logging.getLogger("openkms.requests")
 FLUSH_SECONDS = 0.1
 
 
+class AuditUnavailable(Exception):
+    """The event could not be made durable; the request must not be answered as asked."""
+
+
 class AuditSink(Protocol):
-    def record(self, event: AuditEvent) -> None:
-        """Keep ``event``; the answer to the request leaves after this returns."""
+    @property
+    def available(self) -> bool:
+        """Whether events can be kept now; the envelope refuses requests while not."""
+        ...
+
+    def submit(self, event: AuditEvent, wait: bool = True) -> Awaitable[None] | None:
+        """Keep ``event``. With ``wait``, what to await before answering (None: nothing);
+        it raises ``AuditUnavailable`` if the event could not be kept."""
+        ...
+
+    def log_only(self, event: AuditEvent) -> None:
+        """The request log line of ``event``, not kept in the trail: a sealed node's refusals
+        (its trail's signing key is under the seal; nothing ran)."""
         ...
 
     def close(self) -> None:
@@ -37,8 +55,8 @@ class LogAuditSink:
 
     The line is formatted here and written in batches by a background thread every
     ``FLUSH_SECONDS``: Python's logging machinery and a write per line cost a fifth of a
-    warm Encrypt. (A log line is not the audit trail: that one will be durable before the
-    answer leaves.)"""
+    warm Encrypt. (A log line is not the audit trail: that one is durable before the
+    answer leaves, ``openkms.audit.writer``.)"""
 
     def __init__(self, stream_fd: int | None = None) -> None:
         self._enabled = log.isEnabledFor(logging.INFO)
@@ -54,6 +72,14 @@ class LogAuditSink:
             self._thread = threading.Thread(target=self._run, name="openkms-log", daemon=True)
             self._thread.start()
             atexit.register(self.close)
+
+    available = True
+
+    def submit(self, event: AuditEvent, wait: bool = True) -> None:
+        self.record(event)
+
+    def log_only(self, event: AuditEvent) -> None:
+        self.record(event)
 
     def record(self, event: AuditEvent) -> None:
         if not self._enabled:

@@ -48,7 +48,13 @@ class SessionTokens:
     def __init__(self, root_key: RootKey) -> None:
         self._root_key = root_key
 
-    def seal(self, principal: Principal, secret_access_key: str, expires_at: dt.datetime) -> str:
+    def seal(
+        self,
+        principal: Principal,
+        secret_access_key: str,
+        expires_at: dt.datetime,
+        issued_at: dt.datetime | None = None,
+    ) -> str:
         mfa = principal.mfa_authenticated_at
         payload = {
             "v": _VERSION,
@@ -59,6 +65,7 @@ class SessionTokens:
             "expires": expires_at.timestamp(),
             "tags": [list(tag) for tag in principal.tags],
             "mfa": None if mfa is None else mfa.timestamp(),
+            "issued": None if issued_at is None else issued_at.timestamp(),
         }
         sealed = self._root_key.wrap(orjson.dumps(payload), _binding(principal.access_key_id))
         return base64.b64encode(sealed).decode("ascii")
@@ -77,7 +84,7 @@ class SessionTokens:
             return None
         if not isinstance(payload, dict) or payload.get("v") != _VERSION:
             return None
-        mfa = payload["mfa"]
+        mfa, issued = payload["mfa"], payload.get("issued")  # older tokens lack "issued"
         principal = Principal(
             account_id=payload["account"],
             arn=payload["arn"],
@@ -86,6 +93,7 @@ class SessionTokens:
             tags=tuple((str(k), str(v)) for k, v in payload["tags"]),
             temporary=True,
             mfa_authenticated_at=None if mfa is None else _from_epoch(mfa),
+            session_issued_at=None if issued is None else _from_epoch(issued),
         )
         return OpenedSession(principal, _from_epoch(payload["expires"]), payload["secret"])
 

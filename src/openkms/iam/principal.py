@@ -25,6 +25,8 @@ class Principal:
     # Long-term credentials have neither, so aws:MultiFactorAuthPresent is absent for them.
     temporary: bool = False
     mfa_authenticated_at: dt.datetime | None = None
+    # When a temporary session was issued (CloudTrail's sessionContext creationDate).
+    session_issued_at: dt.datetime | None = None
 
     @property
     def principal_type(self) -> str:

@@ -252,7 +252,7 @@ class SecurityTokenService:
         secret = new_secret_access_key()
         # Whole seconds, as AWS's Expiration is.
         expires = now.replace(microsecond=0) + dt.timedelta(seconds=duration)
-        token = self._tokens.seal(principal, secret, expires)
+        token = self._tokens.seal(principal, secret, expires, now.replace(microsecond=0))
         return TemporaryCredentials(
             principal.access_key_id, secret, token, expires, principal, packed
         )

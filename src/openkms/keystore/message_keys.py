@@ -11,7 +11,6 @@ HKDF parameters), so a blob made by one backend opens on another holding the sam
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidTag
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from openkms.crypto.integrity import IntegrityError
+from openkms.crypto.random_pool import random_bytes
 
 MESSAGE_NONCE_SIZE = 32
 MESSAGE_KEY_INFO = b"openkms/message-key/v1\x00"
@@ -40,7 +40,7 @@ def message_cipher(material: bytes, nonce: bytes) -> tuple[AESGCM, bytes]:
 def seal_message(
     material: bytes, plaintext: bytes, associated_data: Callable[[bytes], bytes]
 ) -> tuple[bytes, bytes]:
-    nonce = os.urandom(MESSAGE_NONCE_SIZE)
+    nonce = random_bytes(MESSAGE_NONCE_SIZE)
     cipher, iv = message_cipher(material, nonce)
     return nonce, cipher.encrypt(iv, plaintext, associated_data(nonce))
 

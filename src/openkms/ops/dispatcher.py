@@ -181,7 +181,11 @@ class Dispatcher:
                 declaration.check_with_keys(params, resolved)
             if declaration.dry_run and params.get("DryRun"):
                 raise DryRunOperationException(DRY_RUN_MESSAGE)
-            return handler(self.services, Call(ctx, params, resolved))
+            result = handler(self.services, Call(ctx, params, resolved))
+            if not declaration.read_only:
+                # CloudTrail records what a write answered; the event keeps no secret of it.
+                facts.response = result
+            return result
         except UnsupportedByKeyStore as error:
             raise UnsupportedOperationException(str(error)) from None
         except StorageUnavailable:

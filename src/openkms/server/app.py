@@ -3,8 +3,10 @@
 The envelope gives KMS (AWS JSON 1.1) and STS (AWS Query) the same treatment: a request id on
 every answer, a bounded body, only POST runs an operation, one header of each kind that
 decides what runs, errors rendered in the protocol's shape, and one audit event per request
-(handed to the ``AuditSink`` with the facts the dispatcher gathered). The protocol endpoints
-below it know nothing of HTTP; the dispatcher knows nothing of protocols.
+(handed to the ``AuditSink`` with the facts the dispatcher gathered), durable before the
+answer is sent; while the trail cannot be written, requests are refused before they run.
+The protocol endpoints below it know nothing of HTTP; the dispatcher knows nothing of
+protocols.
 
 Read-only KMS requests run first on the event loop with database access forbidden: a warm
 Encrypt or Decrypt is answered without a thread hop. One that needs the database after all
@@ -20,13 +22,13 @@ import asyncio
 import functools
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from openkms.audit import AuditFacts
+from openkms.audit import AuditFacts, AuditUnavailable
 from openkms.auth.sigv4 import SignedRequest
+from openkms.crypto.random_pool import random_uuid
 from openkms.errors import (
     SEALED_MESSAGE,
     THROTTLED_MESSAGE,
@@ -38,7 +40,14 @@ from openkms.errors import (
     UnknownOperationException,
 )
 from openkms.protocol import json_protocol
-from openkms.server.endpoints import Answer, Endpoint, IamEndpoint, KmsEndpoint, StsEndpoint
+from openkms.server.endpoints import (
+    AUDIT_UNAVAILABLE_MESSAGE,
+    Answer,
+    Endpoint,
+    IamEndpoint,
+    KmsEndpoint,
+    StsEndpoint,
+)
 from openkms.server.runtime import Runtime
 from openkms.server.sys_api import SysApi
 from openkms.storage.blocking import WouldBlock, forbid_blocking
@@ -160,6 +169,8 @@ class OpenKmsApp:
             user_agent=user_agent.decode("latin-1") if user_agent else None,
         )
         error_code: str | None = None
+        sealed_refusal = False
+        error_message: str | None = None
         held = [0]
         try:
             _refuse_repeated_headers(headers)
@@ -167,16 +178,25 @@ class OpenKmsApp:
                 headers, receive, runtime.config.max_body_bytes, self._bodies, held
             )
             signed = _signed_request(scope, body)
+            if not runtime.audit.available:
+                # Fail closed: what cannot be audited is not done. The event of this refusal
+                # is still submitted below; its write is the probe that finds the trail back.
+                endpoint.name_operation(signed, facts)
+                raise AuditUnavailable()
             answer = await self._run(endpoint, signed, facts, target)
         except KmsError as error:
-            error_code = error.code
+            error_code, error_message = error.code, error.message
             answer = endpoint.error(error, request_id)
+            sealed_refusal = isinstance(error, ServiceSealed | ServiceUnavailable)
+        except AuditUnavailable:
+            answer = endpoint.audit_unavailable(request_id)
+            error_code, error_message = answer.error_code, AUDIT_UNAVAILABLE_MESSAGE
         except BodyTooLarge:
             error_code = "RequestTooLarge"
             answer = endpoint.too_large(request_id)
         except ClientDisconnect:
             # The client went away mid-body: nobody is left to answer, and it is not our fault.
-            runtime.audit.record(facts.outcome(400, "ClientDisconnected"))
+            runtime.audit.submit(facts.outcome(400, "ClientDisconnected"), wait=False)
             return
         except Exception:
             # The traceback names code, not data: no request values are in it.
@@ -185,7 +205,22 @@ class OpenKmsApp:
             answer = endpoint.internal_error(request_id)
         finally:
             self._bodies.give_back(held[0])
-        runtime.audit.record(facts.outcome(answer.status, error_code or answer.error_code))
+        event = facts.outcome(answer.status, error_code or answer.error_code, error_message)
+        if sealed_refusal:
+            # Nothing ran, and the trail's signing key is under the seal: the refusal goes to
+            # the request log only (as Vault's audit devices open only once it is unsealed).
+            runtime.audit.log_only(event)
+            await _respond(
+                send, answer.status, answer.body, answer.content_type.encode(), request_id
+            )
+            return
+        durable = runtime.audit.submit(event)
+        if durable is not None:
+            try:
+                await durable
+            except AuditUnavailable:
+                # Nothing leaves unaudited: not the answer, not even a refusal of it.
+                answer = endpoint.audit_unavailable(request_id)
         await _respond(send, answer.status, answer.body, answer.content_type.encode(), request_id)
 
     async def _seal_api(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -254,7 +289,7 @@ def create_app(runtime: Runtime) -> OpenKmsApp:
 
 
 def _new_request_id() -> str:
-    return str(uuid.uuid4())
+    return random_uuid()
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:

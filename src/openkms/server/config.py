@@ -40,6 +40,10 @@ class ServerConfig:
     quotas: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     # Seconds between passes of the lifecycle jobs (rotation, deletion, material expiry).
     job_interval_seconds: float = 1.0
+    # The durable audit trail (openkms.audit.writer); off only to measure what it costs.
+    audit_trail: bool = True
+    # Seconds (of the injected clock) between a writer's signed digests.
+    audit_digest_seconds: float = 60.0
 
     @property
     def tls(self) -> bool:

@@ -18,6 +18,13 @@ from openkms.model.validation import validate_input
 from openkms.ops.dispatcher import Dispatcher
 from openkms.protocol import json_protocol, query_protocol, query_shapes
 
+# KMSInternalException is what AWS KMS answers when it cannot complete a request for a
+# reason of its own (retryable, 500): the trail that must record the request is such a reason.
+AUDIT_UNAVAILABLE_MESSAGE = (
+    "The request was rejected because an internal exception occurred (the audit trail is "
+    "unavailable). The request can be retried."
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -33,11 +40,17 @@ class Endpoint(Protocol):
 
     def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer: ...
 
+    def name_operation(self, signed: SignedRequest, facts: AuditFacts) -> None:
+        """Record in ``facts`` which operation the request asks for (loggable form)."""
+        ...
+
     def error(self, error: KmsError, request_id: str) -> Answer: ...
 
     def too_large(self, request_id: str) -> Answer: ...
 
     def internal_error(self, request_id: str) -> Answer: ...
+
+    def audit_unavailable(self, request_id: str) -> Answer: ...
 
 
 class KmsEndpoint:
@@ -46,6 +59,10 @@ class KmsEndpoint:
 
     def __init__(self, dispatcher: Dispatcher) -> None:
         self._dispatcher = dispatcher
+
+    def name_operation(self, signed: SignedRequest, facts: AuditFacts) -> None:
+        target = next((v for k, v in signed.headers if k == "x-amz-target"), None)
+        facts.operation = loggable_name((target or "").partition(".")[2])
 
     def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
         target = next((v for k, v in signed.headers if k == "x-amz-target"), None)
@@ -63,6 +80,9 @@ class KmsEndpoint:
 
     def internal_error(self, request_id: str) -> Answer:
         return self.error(KMSInternalException("An internal error occurred."), request_id)
+
+    def audit_unavailable(self, request_id: str) -> Answer:
+        return self.error(KMSInternalException(AUDIT_UNAVAILABLE_MESSAGE), request_id)
 
 
 class QueryEndpoint:
@@ -88,6 +108,13 @@ class QueryEndpoint:
         body = query_protocol.error_xml("InternalFailure", "", request_id, self.namespace)
         return Answer(500, body, self.content_type, "InternalFailure")
 
+    def audit_unavailable(self, request_id: str) -> Answer:
+        # The Query services' own code for a failure on their side (500).
+        body = query_protocol.error_xml(
+            "InternalFailure", AUDIT_UNAVAILABLE_MESSAGE, request_id, self.namespace
+        )
+        return Answer(500, body, self.content_type, "InternalFailure")
+
     def invalid_action(self, action: str, version: str, request_id: str) -> Answer:
         message = f"Could not find operation {action} for version {version}"
         body = query_protocol.error_xml(
@@ -110,10 +137,17 @@ class StsEndpoint(QueryEndpoint):
         self._authenticator = authenticator
         self._sts = sts
 
+    def name_operation(self, signed: SignedRequest, facts: AuditFacts) -> None:
+        params = query_protocol.decode_parameters(signed.raw_query, signed.body)
+        facts.operation = f"sts:{loggable_name(params.get('Action', ''))}"
+
     def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
         params = query_protocol.decode_parameters(signed.raw_query, signed.body)
         action = params.get("Action", "")
         facts.operation = f"sts:{loggable_name(action)}"
+        # What CloudTrail records of an STS request (never TokenCode, the MFA code).
+        facts.parameters = {name: params[name] for name in _AUDITED if name in params}
+        facts.read_only = True  # as CloudTrail marks STS's calls
         authenticated = self._authenticator.authenticate(signed, "sts", facts.source_address)
         facts.principal, facts.region = authenticated.principal, authenticated.region
         version = params.get("Version") or "NO_VERSION_SPECIFIED"
@@ -136,6 +170,13 @@ class StsEndpoint(QueryEndpoint):
                 facts.source_address,
                 facts.secure_transport,
             )
+            facts.response = {
+                "credentials": _recorded_credentials(issued),
+                "assumedRoleUser": {
+                    "assumedRoleId": issued.principal.user_id,
+                    "arn": issued.principal.arn,
+                },
+            }
             body = query_protocol.assume_role_xml(
                 _credentials(issued),
                 issued.principal.user_id,
@@ -145,6 +186,7 @@ class StsEndpoint(QueryEndpoint):
             )
         else:
             issued = self._sts.get_session_token(principal, params)
+            facts.response = {"credentials": _recorded_credentials(issued)}
             body = query_protocol.session_token_xml(_credentials(issued), facts.request_id)
         return Answer(200, body, self.content_type)
 
@@ -162,6 +204,10 @@ class IamEndpoint(QueryEndpoint):
         self._model = load_iam_model()
         self.namespace = self._model.xml_namespace
 
+    def name_operation(self, signed: SignedRequest, facts: AuditFacts) -> None:
+        params = query_protocol.decode_parameters(signed.raw_query, signed.body)
+        facts.operation = f"iam:{loggable_name(params.get('Action', ''))}"
+
     def handle(self, signed: SignedRequest, facts: AuditFacts) -> Answer:
         params = query_protocol.decode_parameters(signed.raw_query, signed.body)
         action = params.get("Action", "")
@@ -175,6 +221,8 @@ class IamEndpoint(QueryEndpoint):
         request = validate_input(
             self._model, action, query_shapes.read_input(self._model, action, params)
         )
+        # Names only: never a policy document or anything a caller wrote at length.
+        facts.parameters = {name: request[name] for name in _IAM_AUDITED if name in request}
         call = AdminCall(
             authenticated.principal,
             action,
@@ -186,6 +234,15 @@ class IamEndpoint(QueryEndpoint):
         result = self._admin.call(call)
         body = query_shapes.result_xml(self._model, action, result, facts.request_id)
         return Answer(200, body, self.content_type)
+
+
+_IAM_AUDITED = ("UserName", "RoleName", "PolicyName", "AccessKeyId", "Status", "TagKeys")
+_AUDITED = ("RoleArn", "RoleSessionName", "DurationSeconds", "SerialNumber", "ExternalId")
+
+
+def _recorded_credentials(issued: TemporaryCredentials) -> dict[str, object]:
+    # The access key id and expiry; never the secret or the session token.
+    return {"accessKeyId": issued.access_key_id, "expiration": issued.expiration}
 
 
 def _credentials(issued: TemporaryCredentials) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from openkms.audit import AuditSink, LogAuditSink
+from openkms.audit.cloudtrail import CloudTrailRenderer
+from openkms.audit.signing import DeferredSigningKey, SigningKey
+from openkms.audit.store import AuditStore, audit_url
+from openkms.audit.writer import DurableAuditSink
 from openkms.auth.authenticator import Authenticator
 from openkms.authz import PolicyAuthorizer
 from openkms.authz.grants import GrantDirectory
@@ -222,6 +227,11 @@ def build_runtime(
     except DeclarationError as error:
         db.dispose()
         raise StartupError(f"the operation declarations are inconsistent: {error}") from None
+    try:
+        audit = open_audit_sink(config, root_key, clock, model, first_start)
+    except StartupError:
+        db.dispose()
+        raise
     changes = ChangeFollower(db, SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE))
     seal = _seal_control(config, db, root_key, services, authenticator, first_start)
 
@@ -241,7 +251,7 @@ def build_runtime(
         services,
         authenticator,
         dispatcher,
-        LogAuditSink(),
+        audit,
         changes,
         jobs,
         credentials,
@@ -280,6 +290,45 @@ def _seal_control(
         authenticator.forget_secrets()
 
     return SealControl(db, root_key, state, forget_secrets)
+
+
+def open_audit_store(config: ServerConfig, create: bool = False) -> AuditStore:
+    """The trail's store (``openkms.audit.store``) beside this configuration's key store."""
+    return AuditStore(audit_url(config.effective_database_url), create=create)
+
+
+def open_audit_sink(
+    config: ServerConfig, root_key: RootKey, clock: Clock, model: ServiceModel, first_start: bool
+) -> AuditSink:
+    """The durable trail (made and migrated on a first start; opened, never made, by worker
+    processes), or only the request log when the trail is switched off."""
+    if not config.audit_trail:
+        if first_start:
+            log.warning("the audit trail is off (--no-audit-trail): requests are not recorded")
+        return LogAuditSink()
+    try:
+        store = open_audit_store(config, create=first_start)
+        if first_start:
+            store.migrate()
+        key: SigningKey | DeferredSigningKey
+        if isinstance(root_key, SealableRootKey) and root_key.sealed:
+            # Opened once unsealed; a sealed node runs nothing and writes nothing to the trail.
+            key = DeferredSigningKey(functools.partial(_trail_key, store, root_key, clock))
+        elif first_start:
+            key = store.ensure_signing_key(root_key, clock.now())
+        else:
+            key = store.signing_key(root_key)
+    except Exception as error:  # any failure to open the trail stops start-up, with its reason
+        raise StartupError(
+            f"cannot open the audit trail: {type(error).__name__}: {error}"
+        ) from None
+    return DurableAuditSink(
+        store, CloudTrailRenderer(model), key, clock, config.audit_digest_seconds, LogAuditSink()
+    )
+
+
+def _trail_key(store: AuditStore, root_key: RootKey, clock: Clock) -> SigningKey:
+    return store.ensure_signing_key(root_key, clock.now())
 
 
 def _check_root_key(tx: Transaction, root_key: RootKey) -> None:

@@ -42,6 +42,8 @@ def worker_environment(config: ServerConfig, log_level: str) -> str:
             "request_timeout_seconds": config.request_timeout_seconds,
             "quotas": config.quotas,
             "job_interval_seconds": config.job_interval_seconds,
+            "audit_trail": config.audit_trail,
+            "audit_digest_seconds": config.audit_digest_seconds,
             "log_level": log_level,
         }
     )
@@ -79,6 +81,8 @@ def create_worker_app() -> OpenKmsApp:
         max_connections=values["max_connections"],
         request_timeout_seconds=values["request_timeout_seconds"],
         job_interval_seconds=values["job_interval_seconds"],
+        audit_trail=values["audit_trail"],
+        audit_digest_seconds=values["audit_digest_seconds"],
     )
     GuardedHttpToolsProtocol.configure(config.max_connections, config.request_timeout_seconds)
     return create_app(build_runtime(config, first_start=False))

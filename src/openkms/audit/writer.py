@@ -1,0 +1,373 @@
+"""The durable audit sink: group commit by one writer thread per process.
+
+A request hands its event over (``submit``: a list append and a wake-up, on the event loop)
+and awaits a future. The writer thread takes everything queued, renders the CloudTrail
+records, extends its hash chain, inserts the batch with one executemany in one transaction
+(with a signed digest when one is due), commits, and only then releases the batch's waiting
+requests: one ``call_soon_threadsafe`` per batch and event loop, not per request. So no answer
+leaves before its event is committed, and the commit (an fsync on SQLite) is shared by every
+request that arrived while the previous one was being written.
+
+Fail closed: when a batch cannot be committed its requests are released with
+``AuditUnavailable`` (answered 500), and until a batch commits again the sink says it is not
+``available``, so the envelope refuses requests before running them. Events that were not
+committed are kept and written first once the store answers again, marked with what their
+caller was answered. After any failure the writer reconnects and re-reads its chain's
+committed head from the store before writing on (a commit whose outcome is unknown cannot
+fork the chain); a store that no longer knows this writer (a replaced file) gets a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from openkms.audit import chain
+from openkms.audit.cloudtrail import CloudTrailRenderer
+from openkms.audit.events import AuditEvent
+from openkms.audit.signing import DeferredSigningKey, SigningKey
+from openkms.audit.sink import AuditUnavailable, LogAuditSink
+from openkms.audit.store import AuditStore
+from openkms.clock import Clock
+
+log = logging.getLogger("openkms.audit")
+
+# How long the writer sleeps between attempts while the store fails.
+RETRY_SECONDS = 0.2
+# How long a busy writer waits for more of a batch (see _run); far below one fsync.
+COALESCE_SECONDS = 0.001
+# How often an idle writer looks whether a digest is due (by the injected clock).
+IDLE_WAKE_SECONDS = 0.5
+# Events kept for a store that does not answer; beyond this the oldest are dropped (logged).
+MAX_UNWRITTEN = 100_000
+
+
+@dataclass
+class _Pending:
+    event: AuditEvent
+    future: asyncio.Future[None] | None
+    loop: asyncio.AbstractEventLoop | None
+    record: bytes | None = None
+    keys: Any = None
+    failed_answer: bool = False  # its caller was answered 500: the trail was unavailable
+
+
+@dataclass
+class _Chain:
+    writer_id: str
+    registered: bool = False
+    head_seq: int = 0
+    head_hash: str = chain.GENESIS
+    digest_seq: int = 0
+    last_signature: str = ""
+    undigested: list[str] = field(default_factory=list)
+
+
+class DurableAuditSink:
+    def __init__(
+        self,
+        store: AuditStore,
+        renderer: CloudTrailRenderer,
+        signing_key: SigningKey | DeferredSigningKey,
+        clock: Clock,
+        digest_seconds: float,
+        log_sink: LogAuditSink | None = None,
+    ) -> None:
+        self._store = store
+        self._renderer = renderer
+        self._key = signing_key
+        self._clock = clock
+        self._digest_every = dt.timedelta(seconds=digest_seconds)
+        self._log = log_sink
+        self._node = f"{socket.gethostname()}:{os.getpid()}"
+        self._chain = _Chain(str(uuid.uuid4()))
+        self._next_digest = clock.now() + self._digest_every
+        self._queue: list[_Pending] = []
+        self._unwritten: list[_Pending] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._available = True
+        self._resync = False
+        self._last_batch = 0
+        self._thread = threading.Thread(target=self._run, name="openkms-audit", daemon=True)
+        self._thread.start()
+
+    @property
+    def available(self) -> bool:
+        """False from a failed commit until the next one succeeds."""
+        return self._available
+
+    @property
+    def writer_id(self) -> str:
+        return self._chain.writer_id
+
+    def log_only(self, event: AuditEvent) -> None:
+        if self._log is not None:
+            self._log.record(event)
+
+    def submit(self, event: AuditEvent, wait: bool = True) -> Awaitable[None] | None:
+        """Queue ``event``; with ``wait``, a future that completes once it is committed (or
+        fails with ``AuditUnavailable``). Call on the event loop."""
+        if self._log is not None:
+            self._log.record(event)
+        loop = future = None
+        if wait:
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+        with self._lock:
+            self._queue.append(_Pending(event, future, loop))
+        self._wake.set()
+        return future
+
+    def close(self) -> None:
+        """Write what is queued and a final digest, then stop the writer."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+        if self._log is not None:
+            self._log.close()
+        self._store.dispose()
+
+    # -- the writer thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(IDLE_WAKE_SECONDS)
+            self._wake.clear()
+            stopping = self._stopping.is_set()
+            with self._lock:
+                batch, self._queue = self._queue, []
+            if len(batch) < self._last_batch // 2 and not stopping:
+                # Busy (the last batch was large) but few are queued yet: wait a moment for
+                # the requests now being served, so one commit (an fsync) serves them too.
+                # Idle, this never waits: a lone request is committed at once.
+                self._stopping.wait(COALESCE_SECONDS)
+                with self._lock:
+                    batch += self._queue
+                    self._queue = []
+            self._last_batch = len(batch)
+            if not self._write_batch(batch, final=stopping) and not stopping:
+                self._stopping.wait(RETRY_SECONDS)
+            if stopping:
+                with self._lock:
+                    rest, self._queue = self._queue, []
+                if rest or self._unwritten:
+                    self._write_batch(rest, final=True)
+                self._fail_all_unreleased()
+                return
+
+    def _write_batch(self, batch: list[_Pending], final: bool) -> bool:
+        """Write ``batch`` (after any events a failure left unwritten); True on success."""
+        items = self._unwritten + batch
+        now = self._clock.now()
+        digest_due = final or now >= self._next_digest
+        closing = final and self._chain.registered
+        if not items and not (digest_due and self._chain.undigested) and not closing:
+            return True
+        try:
+            self._commit(items, now, digest_due, final)
+        except Exception as error:  # noqa: BLE001 - any failure of the store: fail closed
+            if self._available:
+                log.error("audit trail unavailable (%s): refusing requests", _describe(error))
+            self._available = False
+            self._resync = True
+            self._release(batch, AuditUnavailable())
+            for item in batch:
+                item.failed_answer = True
+                item.future = item.loop = None
+                item.record = None  # rendered again, with what its caller was answered
+            self._unwritten = items[-MAX_UNWRITTEN:]
+            if len(items) > MAX_UNWRITTEN:
+                log.error("audit trail: %d events dropped", len(items) - MAX_UNWRITTEN)
+            return False
+        if not self._available:
+            log.warning("audit trail available again: %d delayed events written", len(items))
+        self._available = True
+        self._unwritten = []
+        self._release(batch, None)
+        if digest_due:
+            self._next_digest = now + self._digest_every
+        return True
+
+    def _commit(
+        self, items: list[_Pending], now: dt.datetime, digest_due: bool, final: bool
+    ) -> None:
+        store = self._store
+        if self._resync:
+            store.reconnect()
+            self._sync_chain()
+        store.check_file()
+        for item in items:
+            if item.record is None:
+                item.record, item.keys = self._render(item)
+        # A deferred key (a node that started sealed) opens on its own connection: before
+        # this batch's transaction takes the trail's write lock.
+        key_id = self._key.key_id
+        state = self._chain
+        with store.engine.begin() as connection:
+            writer_row = None
+            if not state.registered:
+                position, previous = store.last_writer(connection)
+                record = chain.writer_record(
+                    state.writer_id, position + 1, previous, now, self._node, key_id
+                )
+                writer_row = (
+                    position + 1,
+                    record,
+                    chain.writer_hash(record),
+                    self._key.sign(record),
+                )
+                store.add_writer(
+                    connection,
+                    state.writer_id,
+                    writer_row[0],
+                    record.decode(),
+                    writer_row[2],
+                    writer_row[3],
+                )
+            head_seq = state.head_seq
+            head_hash = writer_row[2] if writer_row is not None else state.head_hash
+            rows = []
+            hashes = []
+            for item in items:
+                head_seq += 1
+                head_hash = chain.event_hash(head_hash, head_seq, item.record or b"")
+                hashes.append(head_hash)
+                keys = item.keys
+                rows.append(
+                    (
+                        state.writer_id,
+                        head_seq,
+                        keys.event_id,
+                        store.event_time(keys.event_time),
+                        keys.event_source,
+                        keys.event_name,
+                        keys.principal_arn,
+                        keys.access_key_id,
+                        keys.error_code,
+                        keys.resources,
+                        (item.record or b"").decode(),
+                        head_hash,
+                    )
+                )
+            store.add_events(connection, rows)
+            undigested = state.undigested + hashes
+            last_signature = writer_row[3] if writer_row is not None else state.last_signature
+            digest_seq = state.digest_seq
+            if digest_due and (undigested or final):
+                digest_seq += 1
+                record = chain.digest_record(
+                    state.writer_id,
+                    digest_seq,
+                    now,
+                    head_seq - len(undigested) + 1,
+                    head_seq,
+                    undigested,
+                    head_hash,
+                    last_signature,
+                    key_id,
+                    final,
+                )
+                last_signature = self._key.sign(record)
+                store.add_digest(
+                    connection,
+                    {
+                        "writer_id": state.writer_id,
+                        "digest_seq": digest_seq,
+                        "last_seq": head_seq,
+                        "record": record.decode(),
+                        "signature": last_signature,
+                    },
+                )
+                undigested = []
+        # Committed: only now does the chain move on.
+        state.registered = True
+        state.head_seq, state.head_hash = head_seq, head_hash
+        state.digest_seq, state.last_signature = digest_seq, last_signature
+        state.undigested = undigested
+
+    def _sync_chain(self) -> None:
+        """Take the chain's committed state from the store (after a failure)."""
+        state = self._store.chain_state(self._chain.writer_id)
+        if state is None:
+            if self._chain.registered:
+                # The store lost this writer (a replaced file): start a new chain in it.
+                log.error(
+                    "audit trail: writer %s is not in the store; starting a new chain",
+                    self._chain.writer_id,
+                )
+                self._chain = _Chain(str(uuid.uuid4()))
+        else:
+            self._chain = _Chain(
+                self._chain.writer_id,
+                registered=True,
+                head_seq=state.head_seq,
+                head_hash=state.head_hash,
+                digest_seq=state.digest_seq,
+                last_signature=state.last_signature,
+                undigested=list(state.undigested),
+            )
+        self._resync = False
+
+    def _render(self, item: _Pending) -> tuple[bytes, Any]:
+        event = item.event
+        try:
+            record, keys = self._renderer.render(event)
+        except Exception:  # noqa: BLE001 - a value that cannot be rendered must not lose the event
+            # Without the caller's free text (parameters, answer, user agent, message): what
+            # is left is openkms's own, so this cannot fail again and block the trail.
+            facts = event.facts
+            facts.parameters, facts.response, facts.user_agent = {"unrenderable": True}, None, None
+            event = AuditEvent(facts, event.status, event.error_code, None)
+            record, keys = self._renderer.render(event)
+        if item.failed_answer:
+            # The caller never saw this outcome: it was answered 500, the trail being down.
+            body = orjson.loads(record)
+            body["additionalEventData"] = {"answeredWith": "KMSInternalException"}
+            record = orjson.dumps(body)
+        return record, keys
+
+    def _release(self, batch: list[_Pending], error: Exception | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for item in batch:
+            if item.future is not None and item.loop is not None:
+                by_loop.setdefault(item.loop, []).append(item.future)
+        for loop, futures in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(_settle, futures, error)
+
+    def _fail_all_unreleased(self) -> None:
+        with self._lock:
+            rest, self._queue = self._queue, []
+        self._release(rest, AuditUnavailable())
+
+
+def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _describe(error: Exception) -> str:
+    # A type and a short reason: driver messages may quote SQL, never values (hidden).
+    reason = (str(error).splitlines() or [""])[0]
+    return f"{type(error).__name__}: {reason[:200]}"

@@ -1,0 +1,43 @@
+"""Random bytes for values that are unique but not secret (message nonces, request and event
+ids), served from a per-thread buffer of the operating system's CSPRNG output.
+
+Why buffer: ``os.urandom`` releases the GIL for its system call, and on the event loop every
+release is a chance for another thread (the audit writer) to take the GIL, after which the
+loop waits up to the interpreter's switch interval to get it back. One system call per 4 KiB
+instead of one per request keeps the warm hot path from handing the GIL away. Each byte is
+used once; a process that forks does not reuse its parent's buffer. Keys and other secrets
+still come from ``os.urandom`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+
+_REFILL = 4096
+
+
+class _Pool(threading.local):
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.offset = 0
+        self.pid = 0
+
+
+_pool = _Pool()
+
+
+def random_bytes(count: int) -> bytes:
+    pool = _pool
+    if pool.pid != os.getpid() or pool.offset + count > len(pool.buffer):
+        pool.buffer = os.urandom(max(_REFILL, count))
+        pool.offset, pool.pid = 0, os.getpid()
+    start = pool.offset
+    pool.offset = start + count
+    return pool.buffer[start : start + count]
+
+
+def random_uuid() -> str:
+    """A version 4 UUID, as ``uuid.uuid4()`` makes it, from the pool."""
+    return str(uuid.UUID(bytes=random_bytes(16), version=4))
