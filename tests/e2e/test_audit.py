@@ -21,6 +21,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.e2e.audit_support import audit_command, by_request, records, request_id, trail_path
+from tests.e2e.kms_management import client
 from tests.e2e.test_import import wrap
 from tests.support import (
     ACCESS_KEY_ID,
@@ -365,3 +366,14 @@ def test_the_trail_is_beside_the_key_store_not_in_it(own_server):
         with sqlite3.connect(server.data_dir / "openkms.db") as connection:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         assert not any(name.startswith("audit_") for name in tables)
+
+
+def test_a_nul_in_a_request_value_neither_breaks_nor_stops_the_trail(server: Any) -> None:
+    """A KeyId holding NUL is refused as any bad KeyId; its event is kept (PostgreSQL takes
+    no NUL in text, so the look-up columns carry U+FFFD) and the next request is answered."""
+    kms = client(server, validate=False)
+    for _ in range(3):
+        with pytest.raises(ClientError) as caught:
+            kms.describe_key(KeyId="alias/nul\x00here")
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "Keys" in kms.list_keys()

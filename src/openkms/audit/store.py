@@ -133,6 +133,15 @@ def audit_url(database_url: str) -> str:
     return f"sqlite:///{path.with_name(path.stem + '-audit' + suffix)}"
 
 
+def _storable(value: Any) -> Any:
+    """A look-up column's value as every backend stores it: PostgreSQL refuses NUL in text,
+    and a caller's KeyId may hold one (the record itself is JSON, where NUL is escaped). A
+    row the store refuses would hold the whole trail, and every request, up."""
+    if isinstance(value, str) and "\x00" in value:
+        return value.replace("\x00", "\ufffd")
+    return value
+
+
 # Rows per INSERT: 12 columns each, within SQLite's 32,766 parameters and PostgreSQL's 65,535.
 _ROWS_PER_INSERT = 1000
 
@@ -281,7 +290,7 @@ class AuditStore:
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
             statement = self._insert_events + ", ".join(self._row_markers for _ in chunk)
-            connection.exec_driver_sql(statement, tuple(v for row in chunk for v in row))
+            connection.exec_driver_sql(statement, tuple(_storable(v) for row in chunk for v in row))
 
     def event_time(self, when: dt.datetime) -> Any:
         """``when`` as the driver takes it for ``event_time`` (as SQLAlchemy would store it)."""
