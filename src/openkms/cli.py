@@ -1080,15 +1080,78 @@ def _trail_store(data_dir: Path, database_url: str | None) -> Iterator[Any]:
 
 @audit.command("public-key")
 @_trail_options
-def audit_public_key(data_dir: Path, database_url: str | None) -> None:
-    """Print the trail's signing public key(s), PEM. Keep a copy apart from the database:
+@click.option(
+    "--format",
+    "key_format",
+    type=click.Choice(["pem", "cloudtrail"]),
+    default="pem",
+    show_default=True,
+    help="pem: the trail's Ed25519 key(s); cloudtrail: the log-file digests' RSA key(s) as "
+    "CloudTrail's ListPublicKeys gives them (Fingerprint, Value: base64 DER PKCS#1), with "
+    "their PEM.",
+)
+def audit_public_key(data_dir: Path, database_url: str | None, key_format: str) -> None:
+    """Print the trail's signing public key(s). Keep a copy apart from the database:
     verification is only as good as the key it is given."""
+    if key_format == "cloudtrail":
+        from openkms.audit.log_files import public_key_list
+
+        with _trail_store(data_dir, database_url) as store:
+            listed = public_key_list(store)
+        if not listed["PublicKeyList"]:
+            raise click.ClickException("the trail has no log-file signing key yet")
+        click.echo(json.dumps(listed, indent=2))
+        return
     with _trail_store(data_dir, database_url) as store:
         keys = store.public_keys()
     if not keys:
         raise click.ClickException("the audit trail has no signing key yet")
     for _key_id, pem in keys:
         click.echo(pem, nl=False)
+
+
+@audit.command("export-logs")
+@_trail_options
+@click.option("--root-key-file", envvar="OPENKMS_ROOT_KEY_FILE", type=click.Path(path_type=Path))
+@click.option(
+    "--to",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Directory to write AWSLogs/… into (as a trail's S3 bucket holds it).",
+)
+@click.option("--bucket", default="openkms-audit-logs", show_default=True)
+@click.option("--trail-name", default="openkms", show_default=True)
+@click.option("--end-time", help="ISO 8601; the export's end (default: now).")
+def audit_export_logs(
+    data_dir: Path,
+    database_url: str | None,
+    root_key_file: Path | None,
+    out: Path,
+    bucket: str,
+    trail_name: str,
+    end_time: str | None,
+) -> None:
+    """Write the trail as CloudTrail's gzip JSON log files with signed hourly digest files
+    (CloudTrail's log file integrity validation). Signing needs the root key: this store's
+    key file, or its token; a store sealed by Shamir shares cannot be exported offline."""
+    from openkms.audit.log_files import ensure_log_file_key, export_logs
+    from openkms.clock import clock_from_environment
+
+    clock = clock_from_environment()
+    end = _when(end_time) or clock.now()
+    with (
+        _admin_storage(data_dir, database_url, root_key_file) as (_, root_key),
+        _trail_store(data_dir, database_url) as store,
+    ):
+        store.migrate()
+        key = ensure_log_file_key(store, root_key, clock.now())
+        report = export_logs(store, key, out, end, bucket, trail_name)
+    click.echo(
+        f"{report.events} events in {report.log_files} log files and "
+        f"{report.digest_files} digest files of {len(report.accounts)} account-regions "
+        f"written to {out}"
+    )
 
 
 @audit.command("verify")

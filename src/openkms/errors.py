@@ -196,6 +196,27 @@ class ThrottlingException(KmsError):
     pass
 
 
+# CloudTrail's LookupEvents and ListPublicKeys (openkms.audit.lookup_events).
+class InvalidLookupAttributesException(KmsError):
+    pass
+
+
+class InvalidTimeRangeException(KmsError):
+    pass
+
+
+class InvalidMaxResultsException(KmsError):
+    pass
+
+
+class InvalidNextTokenException(KmsError):
+    pass
+
+
+class InvalidEventCategoryException(KmsError):
+    pass
+
+
 DRY_RUN_MESSAGE = "The request would succeed if DryRun wasn't specified."
 THROTTLED_MESSAGE = (
     "You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls."

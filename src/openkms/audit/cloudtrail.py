@@ -73,6 +73,8 @@ class CloudTrailRenderer:
         """The record's JSON and its look-up columns. The JSON is joined from fragments:
         the parts that repeat request after request are encoded once and cached."""
         facts = event.facts
+        if facts.service_event is not None:
+            return _service_event(facts)
         kms = facts.service == "kms"
         source = f"{facts.service}.amazonaws.com"  # kms, sts or iam
         event_name = facts.operation.removeprefix(f"{facts.service}:")
@@ -254,6 +256,54 @@ class CloudTrailRenderer:
             inner_shape = shape["value"]["shape"]
             return {key: self._value(inner, inner_shape) for key, inner in value.items()}
         return value
+
+
+# What AWS writes where a service event has no caller (KMS's RotateKey, DeleteKey and
+# DeleteExpiredKeyMaterial entries in AWS's documentation).
+SERVICE_INVOKER = "AWS Internal"
+
+
+def _service_event(facts: Any) -> tuple[bytes, RecordKeys]:
+    """Work the server did on its own, as CloudTrail records KMS's service events: no
+    userIdentity beyond the account, no request, eventType AwsServiceEvent."""
+    event_id = random_uuid()
+    when = facts.event_time.astimezone(dt.UTC).replace(microsecond=0)
+    arns = [arn for role, arn in facts.resources if role != "alias"]
+    account = _account_of(arns[0]) if arns else None
+    record: dict[str, Any] = {
+        "eventVersion": EVENT_VERSION,
+        "userIdentity": {"accountId": account, "invokedBy": SERVICE_INVOKER},
+        "eventTime": _iso(when),
+        "eventSource": f"{facts.service}.amazonaws.com",
+        "eventName": facts.operation,
+        "awsRegion": facts.region,
+        "sourceIPAddress": SERVICE_INVOKER,
+        "userAgent": SERVICE_INVOKER,
+        "requestParameters": None,
+        "responseElements": facts.response,
+        "eventID": event_id,
+        "readOnly": False,
+        "resources": [
+            {"accountId": _account_of(arn), "type": "AWS::KMS::Key", "ARN": arn} for arn in arns
+        ],
+        "eventType": "AwsServiceEvent",
+        "managementEvent": True,
+        "recipientAccountId": account,
+    }
+    if facts.service_event:
+        record["serviceEventDetails"] = facts.service_event
+    record["eventCategory"] = "Management"
+    keys = RecordKeys(
+        event_id,
+        when,
+        record["eventSource"],
+        facts.operation,
+        None,
+        None,
+        None,
+        _resource_text(arns, {}),
+    )
+    return _json(record), keys
 
 
 def user_identity(principal: Principal) -> dict[str, Any]:

@@ -19,7 +19,7 @@ class AuditFacts:
     """Filled in as a request goes through the envelope and the dispatcher."""
 
     request_id: str
-    service: str  # "kms" or "sts"
+    service: str  # "kms", "sts", "iam" or "cloudtrail"
     event_time: dt.datetime
     source_address: str | None = None
     secure_transport: bool = False
@@ -33,6 +33,9 @@ class AuditFacts:
     # What a writing operation answered (the envelope's event drops any member that could
     # hold a secret); None for reads, as CloudTrail records them.
     response: dict[str, Any] | None = None
+    # Work the server did on its own (a rotation, a deletion, an expiry): the record is
+    # CloudTrail's AwsServiceEvent with these serviceEventDetails, no caller and no request.
+    service_event: dict[str, Any] | None = None
     # Not audit facts: whether this request's quota was charged already (a request that
     # needed the database runs again on a thread and must not pay twice).
     quota_charged: bool = False

@@ -90,6 +90,14 @@ digests = Table(
     Column("record", Text, nullable=False),
     Column("signature", Text, nullable=False),
 )
+log_file_keys = Table(
+    "audit_log_file_keys",
+    metadata,
+    Column("fingerprint", String(32), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("public_key", LargeBinary, nullable=False),  # DER, PKCS#1
+    Column("wrapped_private_key", LargeBinary, nullable=False),
+)
 
 
 EVENT_COLUMNS = (
@@ -207,6 +215,10 @@ class AuditStore:
         except FileNotFoundError:
             return None
         return stat.st_dev, stat.st_ino
+
+    def lock(self, connection: Connection) -> None:
+        """Serialise with every other node's writers and key making (PostgreSQL)."""
+        self._lock(connection)
 
     def _lock(self, connection: Connection) -> None:
         # SQLite: the write transaction (BEGIN IMMEDIATE) already serialises writers.

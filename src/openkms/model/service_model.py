@@ -97,3 +97,10 @@ def load_iam_model() -> ServiceModel:
     """IAM's model (``iam/2010-05-08``), for the admin API: its input shapes validate requests
     and its output shapes give the XML answers their element names."""
     return ServiceModel(Loader().load_service_model("iam", "service-2"))
+
+
+@cache
+def load_cloudtrail_model() -> ServiceModel:
+    """CloudTrail's model (``cloudtrail/2013-11-01``): LookupEvents and ListPublicKeys read
+    their input by it."""
+    return ServiceModel(Loader().load_service_model("cloudtrail", "service-2"))

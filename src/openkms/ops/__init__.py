@@ -13,6 +13,7 @@ from openkms.ops import (  # noqa: F401 - registers the handlers
     imports,
     key_agreement,
     key_policies,
+    key_usage,
     keys,
     lifecycle,
     macs,

@@ -185,7 +185,7 @@ _ALL: tuple[Declaration, ...] = (
         audit=("KeyId", "Description"),
         implemented=True,
     ),
-    _key_op("GetKeyLastUsage", read_only=True),
+    _key_op("GetKeyLastUsage", read_only=True, implemented=True),
     # -- symmetric cryptography ------------------------------------------------------------
     _key_op(
         "Encrypt",

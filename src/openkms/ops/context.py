@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from openkms.authz.authorizer import Authorizer
 from openkms.clock import Clock
@@ -10,6 +11,9 @@ from openkms.iam.principal import Principal
 from openkms.keystore import KeyStore
 from openkms.ops.key_directory import KeyDirectory
 from openkms.storage import Database
+
+if TYPE_CHECKING:
+    from openkms.audit.key_usage import KeyUsage
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,3 +39,5 @@ class Services:
     partition: str = "aws"
     # The server's authorizer, for handlers that must decide again (the lockout check).
     authorizer: Authorizer | None = None
+    # GetKeyLastUsage's reader of the audit trail; None with the trail off.
+    key_usage: KeyUsage | None = None

@@ -40,6 +40,7 @@ from openkms.errors import (
     UnknownOperationException,
 )
 from openkms.protocol import json_protocol
+from openkms.server.cloudtrail_api import CloudTrailEndpoint
 from openkms.server.endpoints import (
     AUDIT_UNAVAILABLE_MESSAGE,
     Answer,
@@ -103,6 +104,7 @@ class OpenKmsApp:
         self._iam = (
             IamEndpoint(runtime.authenticator, runtime.iam_admin) if runtime.iam_admin else None
         )
+        self._cloudtrail = CloudTrailEndpoint(runtime.authenticator, runtime.trail_api)
         # The database pool has as many connections as there are threads to use them.
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="openkms-io")
         # 64 bodies of the largest size at once; KMS requests are a few KB.
@@ -158,6 +160,8 @@ class OpenKmsApp:
             endpoint = self._sts
             if self._iam is not None and _signing_service(headers) == b"iam":
                 endpoint = self._iam
+        elif target is not None and self._cloudtrail.serves(target):
+            endpoint = self._cloudtrail  # CloudTrail's JSON API on the audit trail
         client = scope.get("client")
         user_agent = _header(headers, b"user-agent")
         facts = AuditFacts(

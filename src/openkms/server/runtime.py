@@ -10,8 +10,11 @@ from pathlib import Path
 
 from openkms.audit import AuditSink, LogAuditSink
 from openkms.audit.cloudtrail import CloudTrailRenderer
+from openkms.audit.key_usage import KeyUsage
+from openkms.audit.log_files import ensure_log_file_key
 from openkms.audit.signing import DeferredSigningKey, SigningKey
 from openkms.audit.store import AuditStore, audit_url
+from openkms.audit.trail_api import TrailApi
 from openkms.audit.writer import DurableAuditSink
 from openkms.auth.authenticator import Authenticator
 from openkms.authz import PolicyAuthorizer
@@ -89,6 +92,8 @@ class Runtime:
     iam_admin: IamAdministration | None = None
     # The node's seal (Shamir or PKCS#11); None for the development key file.
     seal: SealControl | None = None
+    # CloudTrail's LookupEvents and ListPublicKeys on the trail; None with the trail off.
+    trail_api: TrailApi | None = None
 
     def close(self) -> None:
         """Release what the runtime holds: the jobs, the change feed, the log, the database."""
@@ -243,7 +248,7 @@ def build_runtime(
         return isinstance(root_key, SealableRootKey) and root_key.sealed
 
     jobs = JobRunner(
-        LifecycleJobs(db, services.keystore, clock), config.job_interval_seconds, sealed_now
+        LifecycleJobs(db, services.keystore, clock, audit), config.job_interval_seconds, sealed_now
     )
     runtime = Runtime(
         config,
@@ -259,6 +264,9 @@ def build_runtime(
         IamAdministration(db, root_key, clock, identities),
         seal,
     )
+    if config.audit_trail:
+        runtime.trail_api = TrailApi(open_audit_store(config), identities, clock)
+        services.key_usage = KeyUsage(open_audit_store(config), model)
     if seal is not None:
         seal.refresh()
     return runtime
@@ -316,6 +324,7 @@ def open_audit_sink(
             key = DeferredSigningKey(functools.partial(_trail_key, store, root_key, clock))
         elif first_start:
             key = store.ensure_signing_key(root_key, clock.now())
+            ensure_log_file_key(store, root_key, clock.now())  # for export-logs' digests
         else:
             key = store.signing_key(root_key)
     except Exception as error:  # any failure to open the trail stops start-up, with its reason
