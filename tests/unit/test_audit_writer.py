@@ -87,3 +87,38 @@ def test_a_record_that_cannot_be_rendered_is_still_recorded(tmp_path):
     body = orjson.loads(record)
     assert body["requestID"] == "request-1" and body["userAgent"] is None
     assert body["requestParameters"]["unrenderable"] is True
+
+
+def test_events_of_one_second_come_back_newest_first_and_inside_whole_second_ranges(tmp_path):
+    # Records say whole seconds, as CloudTrail's do; the order and the ranges must still
+    # follow the instant each request was answered, whichever worker wrote it (in CI, two
+    # workers' events of one second once came back in writer order).
+    from openkms.audit.lookup_events import LookupQuery, lookup_events
+
+    second = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
+    clock = ManualClock(second + dt.timedelta(microseconds=200_000))
+    first, store, _pem = _sink(tmp_path, clock)
+    key = store.signing_key(AesGcmRootKey({1: b"\x01" * 32}))
+    other = DurableAuditSink(store, CloudTrailRenderer(load_kms_model()), key, clock, 60)
+
+    async def request(sink: DurableAuditSink, number: int, operation: str) -> None:
+        waiter = sink.submit(_facts(clock, number, operation=operation).outcome(200, None))
+        if waiter is not None:
+            await waiter
+
+    for number, (sink, operation) in enumerate(
+        [(first, "Encrypt"), (other, "Decrypt"), (first, "GenerateDataKey")]
+    ):
+        asyncio.run(request(sink, number, operation))
+        clock.advance(0.3)
+
+    def names(**range_: dt.datetime) -> list[str]:
+        query = LookupQuery("123456789012", "us-east-1", **range_)  # type: ignore[arg-type]
+        return [event["EventName"] for event in lookup_events(store, query)["Events"]]
+
+    assert names() == ["GenerateDataKey", "Decrypt", "Encrypt"]
+    assert names(start=second, end=second) == ["GenerateDataKey", "Decrypt", "Encrypt"]
+    assert names(start=second + dt.timedelta(microseconds=500_000)) == []
+    assert names(end=second - dt.timedelta(microseconds=1)) == []
+    first.close()
+    other.close()

@@ -80,7 +80,11 @@ class CloudTrailRenderer:
         event_name = facts.operation.removeprefix(f"{facts.service}:")
         principal = facts.principal
         event_id = random_uuid()
-        when = facts.event_time.astimezone(dt.UTC).replace(microsecond=0)
+        # The record says the second, as CloudTrail's eventTime does; the look-up column keeps
+        # the microseconds, so events of one second from different workers still come back
+        # newest first.
+        exact = facts.event_time.astimezone(dt.UTC)
+        when = exact.replace(microsecond=0)
         parameters = (
             self._request_parameters(event_name, facts.parameters)
             if kms
@@ -124,7 +128,7 @@ class CloudTrailRenderer:
         ]
         keys = RecordKeys(
             event_id,
-            when,
+            exact,
             source,
             event_name,
             principal.arn if principal is not None else None,
@@ -267,7 +271,8 @@ def _service_event(facts: Any) -> tuple[bytes, RecordKeys]:
     """Work the server did on its own, as CloudTrail records KMS's service events: no
     userIdentity beyond the account, no request, eventType AwsServiceEvent."""
     event_id = random_uuid()
-    when = facts.event_time.astimezone(dt.UTC).replace(microsecond=0)
+    exact = facts.event_time.astimezone(dt.UTC)
+    when = exact.replace(microsecond=0)
     arns = [arn for role, arn in facts.resources if role != "alias"]
     account = _account_of(arns[0]) if arns else None
     record: dict[str, Any] = {
@@ -295,7 +300,7 @@ def _service_event(facts: Any) -> tuple[bytes, RecordKeys]:
     record["eventCategory"] = "Management"
     keys = RecordKeys(
         event_id,
-        when,
+        exact,
         record["eventSource"],
         facts.operation,
         None,

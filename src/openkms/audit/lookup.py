@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from openkms.audit.store import AuditStore, events
+from openkms.audit.store import AuditStore, event_time_within, events
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,8 @@ def lookup(store: AuditStore, filters: Filters) -> list[dict[str, Any]]:
         query = query.where(events.c.error_code.is_not(None))
     elif filters.error_code:
         query = query.where(events.c.error_code == filters.error_code)
-    if filters.start is not None:
-        query = query.where(events.c.event_time >= filters.start)
-    if filters.end is not None:
-        query = query.where(events.c.event_time <= filters.end)
+    for condition in event_time_within(filters.start, filters.end):
+        query = query.where(condition)
     query = query.order_by(
         events.c.event_time.desc(), events.c.writer_id, events.c.seq.desc()
     ).limit(filters.limit)

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, and_, or_, select
 
-from openkms.audit.store import AuditStore, events
+from openkms.audit.store import AuditStore, event_time_within, events
 from openkms.errors import (
     InvalidEventCategoryException,
     InvalidLookupAttributesException,
@@ -167,10 +167,7 @@ def _candidates(
             c.resources.like(f"%:{account}:%", escape="\\"),
         )
     ]
-    if query.start is not None:
-        conditions.append(c.event_time >= query.start)
-    if query.end is not None:
-        conditions.append(c.event_time <= query.end)
+    conditions.extend(event_time_within(query.start, query.end))
     if after is not None:
         time, writer, seq = after
         conditions.append(

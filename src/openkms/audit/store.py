@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     Connection,
     LargeBinary,
     MetaData,
@@ -129,6 +130,26 @@ class ChainState:
     digest_seq: int
     last_signature: str
     undigested: list[str]  # hashes of the events after the last digest
+
+
+def event_time_within(
+    start: dt.datetime | None, end: dt.datetime | None
+) -> list[ColumnElement[bool]]:
+    """Conditions on ``events.event_time`` for a range read against the records' eventTime,
+    which is whole seconds while the column keeps microseconds: an event at 10:00:00.6 reads
+    10:00:00, so it is inside a range that ends at 10:00:00 and outside one that starts at
+    10:00:00.5."""
+    column = events.c.event_time
+    conditions: list[ColumnElement[bool]] = []
+    if start is not None:
+        first = start.replace(microsecond=0)
+        conditions.append(column >= (first if first == start else first + _SECOND))
+    if end is not None:
+        conditions.append(column < end.replace(microsecond=0) + _SECOND)
+    return conditions
+
+
+_SECOND = dt.timedelta(seconds=1)
 
 
 def audit_url(database_url: str) -> str:
