@@ -219,7 +219,10 @@ class DurableAuditSink:
         # this batch's transaction takes the trail's write lock.
         key_id = self._key.key_id
         state = self._chain
-        with store.engine.begin() as connection:
+        if state.registered and not digest_due:
+            self._append(items)
+            return
+        with store.writing(), store.engine.begin() as connection:
             writer_row = None
             if not state.registered:
                 position, previous = store.last_writer(connection)
@@ -240,31 +243,8 @@ class DurableAuditSink:
                     writer_row[2],
                     writer_row[3],
                 )
-            head_seq = state.head_seq
             head_hash = writer_row[2] if writer_row is not None else state.head_hash
-            rows = []
-            hashes = []
-            for item in items:
-                head_seq += 1
-                head_hash = chain.event_hash(head_hash, head_seq, item.record or b"")
-                hashes.append(head_hash)
-                keys = item.keys
-                rows.append(
-                    (
-                        state.writer_id,
-                        head_seq,
-                        keys.event_id,
-                        store.event_time(keys.event_time),
-                        keys.event_source,
-                        keys.event_name,
-                        keys.principal_arn,
-                        keys.access_key_id,
-                        keys.error_code,
-                        keys.resources,
-                        (item.record or b"").decode(),
-                        head_hash,
-                    )
-                )
+            rows, head_seq, head_hash, hashes = self._rows(items, state.head_seq, head_hash)
             store.add_events(connection, rows)
             undigested = state.undigested + hashes
             last_signature = writer_row[3] if writer_row is not None else state.last_signature
@@ -300,6 +280,46 @@ class DurableAuditSink:
         state.head_seq, state.head_hash = head_seq, head_hash
         state.digest_seq, state.last_signature = digest_seq, last_signature
         state.undigested = undigested
+
+    def _append(self, items: list[_Pending]) -> None:
+        """The common batch: events only, on the store's fast path."""
+        state = self._chain
+        rows, head_seq, head_hash, hashes = self._rows(items, state.head_seq, state.head_hash)
+        with self._store.writing():
+            self._store.append_events(rows)
+        state.head_seq, state.head_hash = head_seq, head_hash
+        state.undigested = state.undigested + hashes
+
+    def _rows(
+        self, items: list[_Pending], head_seq: int, head_hash: str
+    ) -> tuple[list[tuple[Any, ...]], int, str, list[str]]:
+        """The batch's rows, chained on from ``head_seq`` / ``head_hash``."""
+        store, writer_id = self._store, self._chain.writer_id
+        rows = []
+        hashes = []
+        for item in items:
+            head_seq += 1
+            record = item.record or b""
+            head_hash = chain.event_hash(head_hash, head_seq, record)
+            hashes.append(head_hash)
+            keys = item.keys
+            rows.append(
+                (
+                    writer_id,
+                    head_seq,
+                    keys.event_id,
+                    store.event_time(keys.event_time),
+                    keys.event_source,
+                    keys.event_name,
+                    keys.principal_arn,
+                    keys.access_key_id,
+                    keys.error_code,
+                    keys.resources,
+                    record.decode(),
+                    head_hash,
+                )
+            )
+        return rows, head_seq, head_hash, hashes
 
     def _sync_chain(self) -> None:
         """Take the chain's committed state from the store (after a failure)."""
