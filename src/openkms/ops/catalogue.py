@@ -486,11 +486,13 @@ _ALL: tuple[Declaration, ...] = (
             "CustomKeyStoreType",
             *_XKS_AUDIT,
         ),
+        implemented=True,
     ),
     _account_op(
         "DescribeCustomKeyStores",
         read_only=True,
         audit=("CustomKeyStoreId", "CustomKeyStoreName", "Limit", "Marker"),
+        implemented=True,
     ),
     _account_op(
         "UpdateCustomKeyStore",
@@ -502,15 +504,28 @@ _ALL: tuple[Declaration, ...] = (
             "CloudHsmClusterId",
             *_XKS_AUDIT,
         ),
+        implemented=True,
     ),
     _account_op(
-        "DeleteCustomKeyStore", read_only=False, resolve=_STORE, audit=("CustomKeyStoreId",)
+        "DeleteCustomKeyStore",
+        read_only=False,
+        resolve=_STORE,
+        audit=("CustomKeyStoreId",),
+        implemented=True,
     ),
     _account_op(
-        "ConnectCustomKeyStore", read_only=False, resolve=_STORE, audit=("CustomKeyStoreId",)
+        "ConnectCustomKeyStore",
+        read_only=False,
+        resolve=_STORE,
+        audit=("CustomKeyStoreId",),
+        implemented=True,
     ),
     _account_op(
-        "DisconnectCustomKeyStore", read_only=False, resolve=_STORE, audit=("CustomKeyStoreId",)
+        "DisconnectCustomKeyStore",
+        read_only=False,
+        resolve=_STORE,
+        audit=("CustomKeyStoreId",),
+        implemented=True,
     ),
 )
 
