@@ -299,3 +299,19 @@ def test_the_pin_is_nowhere_in_plaintext(server):
     if server.database_url is None:
         assert PIN.encode() not in trail_path(server).read_bytes()
     assert PIN not in server.log()
+
+
+def test_keys_in_an_existing_store_are_refused_clearly(server):
+    kms = server.client()
+    store_id = _create(kms, "no-keys-yet")
+    kms.connect_custom_key_store(CustomKeyStoreId=store_id)
+    before = kms.list_keys()["Keys"]
+    with pytest.raises(ClientError) as caught:
+        kms.create_key(CustomKeyStoreId=store_id, Origin="AWS_CLOUDHSM")
+    assert caught.value.response["Error"]["Code"] == "UnsupportedOperationException"
+    assert "CustomKeyStoreId" in caught.value.response["Error"]["Message"]
+    assert kms.list_keys()["Keys"] == before
+    with pytest.raises(ClientError) as caught:
+        kms.generate_random(NumberOfBytes=8, CustomKeyStoreId=store_id)
+    assert caught.value.response["Error"]["Code"] == "UnsupportedOperationException"
+    kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)

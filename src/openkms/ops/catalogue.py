@@ -16,7 +16,7 @@ from typing import Any
 
 from openkms.crypto.key_specs import DATA_KEY_BYTES, AlgorithmFamily, DataKeySpec, KeyUsage
 from openkms.domain import imports
-from openkms.errors import CustomKeyStoreNotFoundException, ValidationException
+from openkms.errors import ValidationException
 from openkms.ops import key_input_rules
 from openkms.ops.declaration import Declaration, KeyUse, Permission, Resolve
 
@@ -53,10 +53,6 @@ def _pending_window(req: dict[str, Any]) -> None:
 
 
 def _random_input(req: dict[str, Any]) -> None:
-    if "CustomKeyStoreId" in req:
-        raise CustomKeyStoreNotFoundException(
-            f"Custom key store '{req['CustomKeyStoreId']}' does not exist."
-        )
     if "NumberOfBytes" not in req:
         raise ValidationException("NumberOfBytes is required.")
 

@@ -93,6 +93,19 @@ def _wrapped_password(services: Services, store_id: str, password: str) -> bytes
     return wrap_secret(services.root_key, _password_label(store_id), password.encode())
 
 
+def refuse_keys_in_store(services: Services, call: Call, operation: str) -> None:
+    """CreateKey and GenerateRandom with CustomKeyStoreId: a store that does not exist is
+    AWS's CustomKeyStoreNotFoundException; keys in one that does are not built yet."""
+    store_id = call.params["CustomKeyStoreId"]
+    with services.db.transaction(readonly=True) as tx:
+        found = tx.get_custom_key_store(call.ctx.account_id, call.ctx.region, store_id)
+    if found is None:
+        raise CustomKeyStoreNotFoundException(f"Custom key store '{store_id}' does not exist.")
+    raise UnsupportedOperationException(
+        f"{operation} with a CustomKeyStoreId is not supported by this openkms server yet."
+    )
+
+
 @handles("CreateCustomKeyStore")
 def create_custom_key_store(services: Services, call: Call) -> dict[str, Any]:
     req, ctx = call.params, call.ctx
