@@ -79,6 +79,26 @@ class CustomKeyStoreNotFoundException(KmsError):
     pass
 
 
+class CustomKeyStoreNameInUseException(KmsError):
+    pass
+
+
+class CustomKeyStoreInvalidStateException(KmsError):
+    pass
+
+
+class CustomKeyStoreHasCMKsException(KmsError):
+    pass
+
+
+class CloudHsmClusterNotFoundException(KmsError):
+    pass
+
+
+class CloudHsmClusterInUseException(KmsError):
+    pass
+
+
 class DependencyTimeoutException(KmsError):
     # AWS: "The system timed out while trying to fulfill the request"; retryable.
     status = 503

@@ -9,6 +9,7 @@ from __future__ import annotations
 from openkms.ops import (  # noqa: F401 - registers the handlers
     aliases,
     crypto,
+    custom_key_stores,
     grants,
     imports,
     key_agreement,

@@ -16,7 +16,7 @@ from typing import Any
 
 from openkms.crypto.key_specs import DATA_KEY_BYTES, AlgorithmFamily, DataKeySpec, KeyUsage
 from openkms.domain import imports
-from openkms.errors import CustomKeyStoreNotFoundException, ValidationException
+from openkms.errors import ValidationException
 from openkms.ops import key_input_rules
 from openkms.ops.declaration import Declaration, KeyUse, Permission, Resolve
 
@@ -53,10 +53,6 @@ def _pending_window(req: dict[str, Any]) -> None:
 
 
 def _random_input(req: dict[str, Any]) -> None:
-    if "CustomKeyStoreId" in req:
-        raise CustomKeyStoreNotFoundException(
-            f"Custom key store '{req['CustomKeyStoreId']}' does not exist."
-        )
     if "NumberOfBytes" not in req:
         raise ValidationException("NumberOfBytes is required.")
 
@@ -486,11 +482,13 @@ _ALL: tuple[Declaration, ...] = (
             "CustomKeyStoreType",
             *_XKS_AUDIT,
         ),
+        implemented=True,
     ),
     _account_op(
         "DescribeCustomKeyStores",
         read_only=True,
         audit=("CustomKeyStoreId", "CustomKeyStoreName", "Limit", "Marker"),
+        implemented=True,
     ),
     _account_op(
         "UpdateCustomKeyStore",
@@ -502,15 +500,28 @@ _ALL: tuple[Declaration, ...] = (
             "CloudHsmClusterId",
             *_XKS_AUDIT,
         ),
+        implemented=True,
     ),
     _account_op(
-        "DeleteCustomKeyStore", read_only=False, resolve=_STORE, audit=("CustomKeyStoreId",)
+        "DeleteCustomKeyStore",
+        read_only=False,
+        resolve=_STORE,
+        audit=("CustomKeyStoreId",),
+        implemented=True,
     ),
     _account_op(
-        "ConnectCustomKeyStore", read_only=False, resolve=_STORE, audit=("CustomKeyStoreId",)
+        "ConnectCustomKeyStore",
+        read_only=False,
+        resolve=_STORE,
+        audit=("CustomKeyStoreId",),
+        implemented=True,
     ),
     _account_op(
-        "DisconnectCustomKeyStore", read_only=False, resolve=_STORE, audit=("CustomKeyStoreId",)
+        "DisconnectCustomKeyStore",
+        read_only=False,
+        resolve=_STORE,
+        audit=("CustomKeyStoreId",),
+        implemented=True,
     ),
 )
 

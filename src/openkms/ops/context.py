@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from openkms.authz.authorizer import Authorizer
 from openkms.clock import Clock
 from openkms.iam.principal import Principal
 from openkms.keystore import KeyStore
+from openkms.keystore.clusters import TokenLocation
 from openkms.ops.key_directory import KeyDirectory
+from openkms.seal import RootKey
 from openkms.storage import Database
 
 if TYPE_CHECKING:
@@ -41,3 +44,7 @@ class Services:
     authorizer: Authorizer | None = None
     # GetKeyLastUsage's reader of the audit trail; None with the trail off.
     key_usage: KeyUsage | None = None
+    # Custom key stores: the root key that wraps their PINs, and the PKCS#11 tokens
+    # configured as CloudHSM clusters (openkms.keystore.clusters).
+    root_key: RootKey | None = None
+    clusters: Mapping[str, TokenLocation] = field(default_factory=dict)

@@ -12,12 +12,12 @@ from openkms.crypto.key_specs import KeySpec, KeyUsage, spec_info
 from openkms.domain.key_states import KeyState
 from openkms.domain.keys import change_key_description, change_key_state
 from openkms.errors import (
-    CustomKeyStoreNotFoundException,
     UnsupportedOperationException,
     ValidationException,
 )
 from openkms.iam.principal_names import check_policy_principals
 from openkms.ops.context import Services
+from openkms.ops.custom_key_stores import refuse_keys_in_store
 from openkms.ops.declaration import Call, handles
 from openkms.ops.default_policy import default_key_policy
 from openkms.ops.key_directory import LoadedKey
@@ -55,9 +55,7 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
     if key_usage not in spec.usages:
         raise ValidationException(f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
     if "CustomKeyStoreId" in req:
-        raise CustomKeyStoreNotFoundException(
-            f"Custom key store '{req['CustomKeyStoreId']}' does not exist."
-        )
+        refuse_keys_in_store(services, call, "CreateKey")
     if origin not in ("AWS_KMS", "EXTERNAL"):
         raise UnsupportedOperationException(
             f"Origin {origin} is not supported by this openkms server yet."

@@ -33,6 +33,7 @@ from openkms.iam.admin_api import IamAdministration
 from openkms.iam.sts import SecurityTokenService
 from openkms.jobs import JobRunner, LifecycleJobs
 from openkms.keystore import IntegrityError, SoftwareKeyStore
+from openkms.keystore.clusters import ClusterConfigError, clusters_from_environment
 from openkms.model import ServiceModel, load_kms_model
 from openkms.ops import DECLARATIONS, HANDLERS
 from openkms.ops.context import Services
@@ -202,6 +203,10 @@ def build_runtime(
             if first_start:
                 log.warning("OPENKMS_CLOCK_FILE is set: the clock is shifted (for tests only)")
         clock = clock_from_environment()
+    try:
+        clusters = clusters_from_environment()
+    except ClusterConfigError as error:
+        raise StartupError(f"OPENKMS_CLOUDHSM_CLUSTERS: {error}") from None
     db, root_key = open_storage(config, migrate=first_start)
     sealed = isinstance(root_key, SealableRootKey) and root_key.sealed
     # A sealed store's first account was made by openkms operator init.
@@ -211,6 +216,8 @@ def build_runtime(
         keystore=SoftwareKeyStore(root_key),
         clock=clock,
         keys=KeyDirectory(db, config.cache_seconds),
+        root_key=root_key,
+        clusters=clusters,
     )
     identities = IdentityPolicies(db, config.cache_seconds)
     services.authorizer = PolicyAuthorizer(identities, GrantDirectory(db, config.cache_seconds))

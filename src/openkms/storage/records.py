@@ -115,3 +115,22 @@ class MfaDeviceRecord:
     enabled_at: dt.datetime | None
     last_step: int
     created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CustomKeyStoreRecord:
+    custom_key_store_id: str
+    account_id: str
+    region: str
+    name: str
+    store_type: str
+    cluster_id: str
+    trust_anchor_certificate: str
+    wrapped_password: bytes
+    connection_state: str
+    connection_error_code: str | None
+    creation_date: dt.datetime
+
+    def __repr__(self) -> str:
+        # Never the wrapped password, even wrapped.
+        return f"CustomKeyStoreRecord({self.custom_key_store_id!r}, {self.connection_state})"

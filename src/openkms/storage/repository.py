@@ -24,6 +24,7 @@ from openkms.storage.changes import (
 from openkms.storage.records import (
     AccessKeyRecord,
     AliasRecord,
+    CustomKeyStoreRecord,
     GrantRecord,
     KeyRecord,
     MaterialRecord,
@@ -778,6 +779,54 @@ class Transaction:
         table = schema.grants
         self.connection.execute(delete(table).where(table.c.grant_id == grant.grant_id))
         self.changes.add(GrantsChanged(grant.key_id))
+
+    # -- custom key stores ---------------------------------------------------------------
+
+    def insert_custom_key_store(self, record: CustomKeyStoreRecord) -> None:
+        self.connection.execute(insert(schema.custom_key_stores).values(**_fields(record)))
+
+    def get_custom_key_store(
+        self, account_id: str, region: str, store_id: str, lock: bool = False
+    ) -> CustomKeyStoreRecord | None:
+        table = schema.custom_key_stores
+        query = select(table).where(
+            table.c.custom_key_store_id == store_id,
+            table.c.account_id == account_id,
+            table.c.region == region,
+        )
+        if lock:
+            query = query.with_for_update()
+        found = self.connection.execute(query).mappings().first()
+        return CustomKeyStoreRecord(**found) if found is not None else None
+
+    def list_custom_key_stores(
+        self, account_id: str, region: str, after: str | None = None, limit: int | None = None
+    ) -> list[CustomKeyStoreRecord]:
+        """The stores of an account and Region in id order."""
+        table = schema.custom_key_stores
+        query = select(table).where(table.c.account_id == account_id, table.c.region == region)
+        if after is not None:
+            query = query.where(table.c.custom_key_store_id > after)
+        query = query.order_by(table.c.custom_key_store_id)
+        if limit is not None:
+            query = query.limit(limit)
+        return [CustomKeyStoreRecord(**r) for r in self.connection.execute(query).mappings()]
+
+    def all_custom_key_stores(self) -> list[CustomKeyStoreRecord]:
+        """Every store of every account: a cluster serves one store, whoever owns it."""
+        table = schema.custom_key_stores
+        rows = self.connection.execute(select(table)).mappings()
+        return [CustomKeyStoreRecord(**r) for r in rows]
+
+    def update_custom_key_store(self, store_id: str, **values: Any) -> None:
+        table = schema.custom_key_stores
+        self.connection.execute(
+            update(table).where(table.c.custom_key_store_id == store_id).values(**values)
+        )
+
+    def delete_custom_key_store(self, store_id: str) -> None:
+        table = schema.custom_key_stores
+        self.connection.execute(delete(table).where(table.c.custom_key_store_id == store_id))
 
     # -- AWS managed keys' predefined aliases ------------------------------------------
 

@@ -267,6 +267,26 @@ grants = Table(
     Column("creation_date", UTCDateTime, nullable=False),
 )
 
+# Custom key stores (revision 0008): a PKCS#11 token standing in for a CloudHSM cluster. The
+# token user's PIN is kept only wrapped by the root key; the connection state lives here so
+# every worker process and node agrees on it.
+custom_key_stores = Table(
+    "custom_key_stores",
+    metadata,
+    Column("custom_key_store_id", String(24), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("name", NulSafeText, nullable=False),
+    Column("store_type", String(32), nullable=False),
+    Column("cluster_id", String(24), nullable=False),
+    Column("trust_anchor_certificate", NulSafeText, nullable=False),
+    Column("wrapped_password", LargeBinary, nullable=False),
+    Column("connection_state", String(16), nullable=False),
+    Column("connection_error_code", String(64), nullable=True),
+    Column("creation_date", UTCDateTime, nullable=False),
+    Index("ix_custom_key_stores_account", "account_id", "region"),
+)
+
 # Committed changes in commit order: the change feed every process follows (revision 0003).
 change_log = Table(
     "change_log",

@@ -1,0 +1,59 @@
+"""Logging in to a cluster's PKCS#11 token, as ConnectCustomKeyStore does, with the answer
+as AWS's ConnectionErrorCode when it fails. Never carries the PIN."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import pkcs11
+from pkcs11.exceptions import (
+    NoSuchToken,
+    PinIncorrect,
+    PinInvalid,
+    PinLenRange,
+    PinLocked,
+    PKCS11Error,
+    UserAlreadyLoggedIn,
+)
+
+from openkms.keystore.clusters import TokenLocation
+
+# python-pkcs11 loads one library per process; loading it is not thread-safe.
+_LOAD = threading.Lock()
+
+
+class LoginFailed(Exception):
+    """``code`` is AWS's ConnectionErrorCode for why."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def open_session(location: TokenLocation, pin: str) -> Any:
+    """A logged-in read-write session on the token."""
+    try:
+        with _LOAD:
+            library = pkcs11.lib(location.library)
+        token = library.get_token(token_label=location.token_label)
+    except (NoSuchToken, PKCS11Error, OSError, RuntimeError):
+        raise LoginFailed("CLUSTER_NOT_FOUND") from None
+    try:
+        return token.open(user_pin=pin, rw=True)
+    except (PinIncorrect, PinInvalid, PinLenRange):
+        raise LoginFailed("INVALID_CREDENTIALS") from None
+    except PinLocked:
+        raise LoginFailed("USER_LOCKED_OUT") from None
+    except UserAlreadyLoggedIn:
+        raise LoginFailed("USER_LOGGED_IN") from None
+    except PKCS11Error:
+        raise LoginFailed("INTERNAL_ERROR") from None
+
+
+def check_login(location: TokenLocation, pin: str) -> None:
+    """Raise ``LoginFailed`` unless the token accepts ``pin``."""
+    session = open_session(location, pin)
+    with contextlib.suppress(PKCS11Error):
+        session.close()
