@@ -179,7 +179,7 @@ def test_operations_in_the_model_but_not_built_are_unsupported(server):
         assert operation in body["message"]
 
 
-@pytest.mark.parametrize("operation", ["CreateCustomKeyStore", "ReplicateKey"])
+@pytest.mark.parametrize("operation", ["ReplicateKey", "UpdatePrimaryRegion"])
 def test_named_unbuilt_operations(server, operation):
     if operation in OPERATIONS:
         pytest.skip(f"{operation} is built now")
