@@ -163,6 +163,30 @@ def test_threshold_minus_one_shares_do_not_unseal_and_bad_shares_count_nothing(s
     assert done.returncode != 0 and "already unsealed" in done.stderr
 
 
+def test_a_flood_of_unseal_calls_is_throttled_and_counts_nothing(sealed):
+    server, shares = sealed
+    url = f"{server.endpoint}/sys/unseal"
+    with requests.Session() as session:  # one connection, so one worker's budget
+        answers = [
+            session.post(url, json={"share": "not a share at all"}, timeout=10) for _ in range(40)
+        ]
+        throttled = [a for a in answers if a.status_code == 429]
+        assert throttled, [a.status_code for a in answers]
+        assert throttled[0].json() == {
+            "__type": "ThrottlingException",
+            "message": "Too many seal API calls from this address. Wait a second and retry.",
+        }
+        assert {a.status_code for a in answers} == {400, 429}
+    assert status(server)["progress"] == 0  # GET /sys/seal-status is not throttled
+    # The operator's real share, a moment later, counts.
+    for _ in range(50):
+        done = unseal(server, shares[0])
+        if "Too many seal API calls" not in done.stderr:
+            break
+    assert done.returncode == 0, done.stderr
+    assert status(server)["progress"] == 1
+
+
 def test_reset_forgets_the_shares_given(sealed):
     server, shares = sealed
     unseal(server, shares[0])

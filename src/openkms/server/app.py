@@ -52,8 +52,13 @@ from openkms.server.endpoints import (
 from openkms.server.runtime import Runtime
 from openkms.server.sys_api import SysApi
 from openkms.storage.blocking import WouldBlock, forbid_blocking
+from openkms.token_buckets import TokenBuckets
 
 log = logging.getLogger("openkms.requests")
+# The seal API's POSTs (unseal, seal, rotate) per source address and worker process: an
+# operator gives a share or two a minute; a share guesser gets a handful a second.
+SEAL_API_CALLS_PER_SECOND = 5.0
+SEAL_API_THROTTLED = "Too many seal API calls from this address. Wait a second and retry."
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -109,6 +114,7 @@ class OpenKmsApp:
         self._executor = ThreadPoolExecutor(io_threads, thread_name_prefix="openkms-io")
         # 64 bodies of the largest size at once; KMS requests are a few KB.
         self._bodies = BodyBudget(64 * runtime.config.max_body_bytes)
+        self._seal_api_calls = TokenBuckets(max_keys=10_000)
         seal = runtime.seal
         self._sys = SysApi(seal, runtime.authenticator, runtime.services.db) if seal else None
 
@@ -240,6 +246,16 @@ class OpenKmsApp:
             return
         finally:
             self._bodies.give_back(held[0])
+        client = scope.get("client")
+        source = str(client[0]) if client else ""
+        if scope["method"] == "POST" and not self._seal_api_calls.take(
+            (source,), SEAL_API_CALLS_PER_SECOND
+        ):
+            # Nothing is counted: a caller guessing shares or flooding the operator's API
+            # waits, whatever it sent (and is not logged per call: no log flood).
+            reply = {"__type": "ThrottlingException", "message": SEAL_API_THROTTLED}
+            await _respond(send, 429, json.dumps(reply).encode(), _JSON, request_id)
+            return
         status, reply = await asyncio.get_running_loop().run_in_executor(
             self._executor,
             functools.partial(
