@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from openkms.config_file import config_option
 from openkms.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, is_loopback
+from openkms.server.data_dir import restrict_new_files
 
 if TYPE_CHECKING:
     from openkms.iam.accounts import IssuedCredentials
@@ -22,21 +24,32 @@ def _default_data_dir() -> Path:
     return Path(os.environ.get("OPENKMS_DATA_DIR", Path.home() / ".openkms"))
 
 
+def _home_data_dir() -> Path:
+    return Path.home() / ".openkms"
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
 @click.group()
 @click.version_option(package_name="openkms")
 def main() -> None:
     """openkms: a key management service that speaks the AWS KMS API."""
+    # Whatever any command writes (databases, keys, shares, exports) is owner-only.
+    restrict_new_files()
 
 
 @main.command()
+@config_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=_default_data_dir,
-    show_default="$OPENKMS_DATA_DIR or ~/.openkms",
-    help="Where the SQLite database and the development root key live.",
+    envvar="OPENKMS_DATA_DIR",
+    default=_home_data_dir,
+    show_default="~/.openkms",
+    help="Where the SQLite database and the development root key live (owner-only, 0700).",
 )
 @click.option(
     "--database-url",
@@ -63,7 +76,12 @@ def main() -> None:
     help="The longest a process trusts a cached key, alias or credential (the change feed "
     "invalidates them on every change long before).",
 )
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1, max=256),
@@ -149,6 +167,8 @@ def serve(
 ) -> None:
     """Start the server."""
     from openkms.ops.quotas import parse_quotas
+    from openkms.server.data_dir import DataDirectoryError, prepare_data_dir
+    from openkms.server.listener import ListenError, bind_listener
     from openkms.server.runtime import (
         StartupError,
         build_runtime,
@@ -165,7 +185,8 @@ def serve(
         raise click.UsageError(str(error)) from None
     if (tls_cert_file is None) != (tls_key_file is None):
         raise click.UsageError("--tls-cert-file and --tls-key-file go together")
-    if not is_loopback(host) and not store_is_sealed(data_dir, database_url):
+    sealed = store_is_sealed(data_dir, database_url) if data_dir.is_dir() else False
+    if not is_loopback(host) and not sealed:
         raise click.UsageError(
             "with the development root key openkms listens on loopback only "
             f"(127.0.0.1, ::1 or localhost), not {host}: seal the store first "
@@ -197,12 +218,38 @@ def serve(
         **config_from_environment(),  # type: ignore[arg-type]
     )
     try:
+        loose = prepare_data_dir(data_dir)
+    except DataDirectoryError as error:
+        raise click.ClickException(str(error)) from None
+    _check_permissions(loose, data_dir, sealed)
+    try:
+        listener = bind_listener(host, port)
+    except ListenError as error:
+        raise click.ClickException(str(error)) from None
+    try:
         runtime = build_runtime(config)
     except StartupError as error:
+        listener.close()
         raise click.ClickException(str(error)) from None
     _announce(runtime, config)
     runtime.forget_first_secret()
-    run_server(config, runtime, log_level)
+    run_server(config, runtime, log_level, listener)
+
+
+def _check_permissions(loose: list[str], data_dir: Path, sealed: bool) -> None:
+    """Loose permissions on the data directory: refused under a production root of trust,
+    a loud warning with the development key (whose file is in the directory)."""
+    if not loose:
+        return
+    fix = f"chmod 700 {data_dir} and chmod 600 the files in it"
+    if sealed:
+        raise click.ClickException(
+            f"refusing to start: {loose[0]}; the store is sealed for production: {fix}"
+        )
+    banner = "WARNING: " + "\nWARNING: ".join(loose)
+    click.echo(
+        f"{banner}\nWARNING: other users of this machine may read openkms's data: {fix}", err=True
+    )
 
 
 def _announce(runtime: object, config: ServerConfig) -> None:
@@ -234,7 +281,17 @@ def _announce(runtime: object, config: ServerConfig) -> None:
             f"{credentials.access_key_id} (secret from OPENKMS_SECRET_ACCESS_KEY)",
             file=out,
         )
+    if getattr(runtime, "seal", None) is None:
+        # As Vault's dev mode does: nobody should mistake this for a production set-up.
+        click.echo(DEV_ROOT_KEY_WARNING.format(path=config.effective_root_key_file), err=True)
     print(f"openkms: data in {config.data_dir}; listening on {endpoint}", file=out, flush=True)
+
+
+DEV_ROOT_KEY_WARNING = """\
+WARNING! The development root key is in use: every key this server holds is protected only by
+the plain file {path}. Anyone who can read that file and the database can
+read every key. Do not keep anything of value here; for production seal the store with
+openkms operator init --seal shamir (key shares) or --seal pkcs11 (an HSM)."""
 
 
 @main.group()

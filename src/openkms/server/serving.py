@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -57,7 +58,9 @@ class GracefulServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(config: ServerConfig, runtime: Runtime, log_level: str) -> None:
+def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: socket.socket) -> None:
+    """Serve on ``listener``, bound by the caller before start-up so that a taken port fails
+    before anything says it is listening."""
     GuardedHttpToolsProtocol.configure(config.max_connections, config.request_timeout_seconds)
     options: dict[str, Any] = {
         "host": config.host,
@@ -77,7 +80,7 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str) -> None:
         options["ssl_keyfile"] = str(config.tls_key_file)
         options["ssl_ciphers"] = FORWARD_SECRET_CIPHERS
     if config.workers <= 1:
-        GracefulServer(OpenKmsUvicornConfig(create_app(runtime), **options)).run()
+        GracefulServer(OpenKmsUvicornConfig(create_app(runtime), **options)).run(sockets=[listener])
         return
     # The parent did the start-up work; each worker opens its own connections.
     runtime.services.db.dispose()
@@ -90,5 +93,4 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str) -> None:
     )
     # uvicorn's supervisor: it restarts a worker that dies, and on SIGTERM stops every worker
     # (each finishes its requests in flight) before it returns.
-    socket = uvicorn_config.bind_socket()
-    Multiprocess(uvicorn_config, sockets=[socket]).run()
+    Multiprocess(uvicorn_config, sockets=[listener]).run()
