@@ -294,6 +294,24 @@ read every key. Do not keep anything of value here; for production seal the stor
 openkms operator init --seal shamir (key shares) or --seal pkcs11 (an HSM)."""
 
 
+@main.group("config")
+def config_group() -> None:
+    """The configuration of openkms serve."""
+
+
+@config_group.command(
+    "show", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the configuration serve would run with (secrets redacted), each value's source.
+
+    Takes serve's own options: openkms config show --config openkms.toml --port 5000."""
+    from openkms.config_file import as_toml, effective_config
+
+    click.echo(as_toml(effective_config(serve, ctx.args)))
+
+
 @main.group()
 def admin() -> None:
     """Administration of a data directory or database (run beside or instead of a server)."""

@@ -106,3 +106,57 @@ def config_option(command: Any) -> Any:
         help=f"A TOML file of these options (keys: the long flags without dashes); "
         f"also ${CONFIG_ENV}. Flags and environment variables take precedence.",
     )(command)
+
+
+def effective_config(command: click.Command, args: list[str]) -> list[tuple[str, Any, str]]:
+    """(key, value, source) of each of ``command``'s options as ``args`` (with ``--config`` or
+    ``OPENKMS_CONFIG``) would set them; secrets redacted."""
+    with command.make_context(command.name, list(args)) as ctx:
+        rows = []
+        for key, option in config_keys(command).items():
+            name = str(option.name)
+            source = ctx.get_parameter_source(name)
+            rows.append((key, redacted(key, ctx.params.get(name)), _source_name(source)))
+        return rows
+
+
+def _source_name(source: click.core.ParameterSource | None) -> str:
+    names = {
+        click.core.ParameterSource.COMMANDLINE: "flag",
+        click.core.ParameterSource.ENVIRONMENT: "environment",
+        click.core.ParameterSource.DEFAULT_MAP: "file",
+        click.core.ParameterSource.DEFAULT: "default",
+    }
+    return names.get(source, "default") if source is not None else "default"
+
+
+def redacted(key: str, value: Any) -> Any:
+    """A database URL's password (the only secret a serve option carries) replaced."""
+    if isinstance(value, str) and "://" in value and "@" in value:
+        scheme, rest = value.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        if ":" in credentials:
+            credentials = credentials.split(":", 1)[0] + ":<redacted>"
+        return f"{scheme}://{credentials}@{host}"
+    return value
+
+
+def as_toml(rows: list[tuple[str, Any, str]]) -> str:
+    lines = []
+    for key, value, source in rows:
+        if value is None:
+            lines.append(f"# {key} is not set ({source})")
+            continue
+        lines.append(f"{key} = {_toml_value(value)}  # {source}")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

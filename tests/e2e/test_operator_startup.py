@@ -170,3 +170,46 @@ def test_a_bad_config_file_is_refused_with_the_options_name(tmp_path, text, mess
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "d").exists()
+
+
+def _config_show(args: list[str], tmp_path: Path, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "openkms", "config", "show", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        cwd=tmp_path,
+    )
+
+
+def test_config_show_prints_the_effective_configuration_with_its_sources_redacted(tmp_path):
+    config = tmp_path / "openkms.toml"
+    config.write_text(
+        'port = 5000\nworkers = 2\ndatabase-url = "postgresql://kms:hunter2@db.internal/kms"\n'
+    )
+    shown = _config_show(
+        ["--config", str(config), "--workers", "3"],
+        tmp_path,
+        {"OPENKMS_DATA_DIR": str(tmp_path / "env-data")},
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "port = 5000  # file" in lines
+    assert "workers = 3  # flag" in lines
+    assert f'data-dir = "{tmp_path / "env-data"}"  # environment' in lines
+    assert 'host = "127.0.0.1"  # default' in lines
+    assert 'database-url = "postgresql://kms:<redacted>@db.internal/kms"  # file' in lines
+    assert "hunter2" not in shown.stdout + shown.stderr
+    # What it prints is itself a configuration file serve accepts.
+    again = tmp_path / "again.toml"
+    again.write_text(shown.stdout.replace("<redacted>", "pw"))
+    assert _config_show(["--config", str(again)], tmp_path).stdout.count("# file") >= 15
+
+
+def test_config_show_refuses_what_serve_refuses(tmp_path):
+    config = tmp_path / "openkms.toml"
+    config.write_text("colour = 'blue'\n")
+    shown = _config_show(["--config", str(config)], tmp_path)
+    assert shown.returncode == 2
+    assert "unknown key 'colour'" in shown.stderr
