@@ -83,6 +83,13 @@ def main() -> None:
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
 )
 @click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Plain text lines, or JSON lines, for everything the server writes.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1, max=256),
     default=lambda: os.cpu_count() or 1,
@@ -154,6 +161,7 @@ def serve(
     regions: tuple[str, ...],
     cache_seconds: float,
     log_level: str,
+    log_format: str,
     workers: int,
     tls_cert_file: Path | None,
     tls_key_file: Path | None,
@@ -169,6 +177,7 @@ def serve(
     from openkms.ops.quotas import parse_quotas
     from openkms.server.data_dir import DataDirectoryError, prepare_data_dir
     from openkms.server.listener import ListenError, bind_listener
+    from openkms.server.log_format import configure_logging
     from openkms.server.runtime import (
         StartupError,
         build_runtime,
@@ -176,9 +185,8 @@ def serve(
         store_is_sealed,
     )
     from openkms.server.serving import serve as run_server
-    from openkms.server.worker import configure_logging
 
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     try:
         quota_settings = parse_quotas(quotas)
     except ValueError as error:
@@ -215,6 +223,7 @@ def serve(
         job_interval_seconds=job_interval,
         audit_trail=not no_audit_trail,
         audit_digest_seconds=audit_digest_interval,
+        log_format=log_format,
         **config_from_environment(),  # type: ignore[arg-type]
     )
     try:
@@ -246,10 +255,15 @@ def _check_permissions(loose: list[str], data_dir: Path, sealed: bool) -> None:
         raise click.ClickException(
             f"refusing to start: {loose[0]}; the store is sealed for production: {fix}"
         )
-    banner = "WARNING: " + "\nWARNING: ".join(loose)
-    click.echo(
-        f"{banner}\nWARNING: other users of this machine may read openkms's data: {fix}", err=True
-    )
+    for line in loose:
+        _server_log().warning("WARNING: %s", line)
+    _server_log().warning("WARNING: other users of this machine may read openkms's data: %s", fix)
+
+
+def _server_log() -> Any:
+    import logging
+
+    return logging.getLogger("openkms")
 
 
 def _announce(runtime: object, config: ServerConfig) -> None:
@@ -276,15 +290,16 @@ def _announce(runtime: object, config: ServerConfig) -> None:
         ]
         print("\n".join(lines), file=out)
     elif credentials is not None:
-        print(
-            f"openkms: account {credentials.account_id}, access key "
-            f"{credentials.access_key_id} (secret from OPENKMS_SECRET_ACCESS_KEY)",
-            file=out,
+        _server_log().info(
+            "openkms: account %s, access key %s (secret from OPENKMS_SECRET_ACCESS_KEY)",
+            credentials.account_id,
+            credentials.access_key_id,
         )
     if getattr(runtime, "seal", None) is None:
         # As Vault's dev mode does: nobody should mistake this for a production set-up.
-        click.echo(DEV_ROOT_KEY_WARNING.format(path=config.effective_root_key_file), err=True)
-    print(f"openkms: data in {config.data_dir}; listening on {endpoint}", file=out, flush=True)
+        _server_log().warning(DEV_ROOT_KEY_WARNING.format(path=config.effective_root_key_file))
+    out.flush()
+    _server_log().info("openkms: data in %s; listening on %s", config.data_dir, endpoint)
 
 
 DEV_ROOT_KEY_WARNING = """\

@@ -314,7 +314,7 @@ def open_audit_sink(
     if not config.audit_trail:
         if first_start:
             log.warning("the audit trail is off (--no-audit-trail): requests are not recorded")
-        return LogAuditSink()
+        return LogAuditSink(log_format=config.log_format)
     try:
         store = open_audit_store(config, create=first_start)
         if first_start:
@@ -333,7 +333,12 @@ def open_audit_sink(
             f"cannot open the audit trail: {type(error).__name__}: {error}"
         ) from None
     return DurableAuditSink(
-        store, CloudTrailRenderer(model), key, clock, config.audit_digest_seconds, LogAuditSink()
+        store,
+        CloudTrailRenderer(model),
+        key,
+        clock,
+        config.audit_digest_seconds,
+        LogAuditSink(log_format=config.log_format),
     )
 
 

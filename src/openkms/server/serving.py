@@ -70,6 +70,8 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
         "lifespan": "on",
         "log_level": log_level.lower(),
         "access_log": False,
+        # uvicorn's loggers propagate to the root logger's one format (log_format).
+        "log_config": None,
         "server_header": False,
         "timeout_keep_alive": config.keep_alive_seconds,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
