@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from openkms.config_file import config_option
 from openkms.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, is_loopback
+from openkms.server.data_dir import restrict_new_files
 
 if TYPE_CHECKING:
     from openkms.iam.accounts import IssuedCredentials
@@ -22,21 +24,32 @@ def _default_data_dir() -> Path:
     return Path(os.environ.get("OPENKMS_DATA_DIR", Path.home() / ".openkms"))
 
 
+def _home_data_dir() -> Path:
+    return Path.home() / ".openkms"
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
 @click.group()
 @click.version_option(package_name="openkms")
 def main() -> None:
     """openkms: a key management service that speaks the AWS KMS API."""
+    # Whatever any command writes (databases, keys, shares, exports) is owner-only.
+    restrict_new_files()
 
 
 @main.command()
+@config_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    default=_default_data_dir,
-    show_default="$OPENKMS_DATA_DIR or ~/.openkms",
-    help="Where the SQLite database and the development root key live.",
+    envvar="OPENKMS_DATA_DIR",
+    default=_home_data_dir,
+    show_default="~/.openkms",
+    help="Where the SQLite database and the development root key live (owner-only, 0700).",
 )
 @click.option(
     "--database-url",
@@ -63,7 +76,19 @@ def main() -> None:
     help="The longest a process trusts a cached key, alias or credential (the change feed "
     "invalidates them on every change long before).",
 )
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Plain text lines, or JSON lines, for everything the server writes.",
+)
 @click.option(
     "--workers",
     type=click.IntRange(min=1, max=256),
@@ -136,6 +161,7 @@ def serve(
     regions: tuple[str, ...],
     cache_seconds: float,
     log_level: str,
+    log_format: str,
     workers: int,
     tls_cert_file: Path | None,
     tls_key_file: Path | None,
@@ -149,6 +175,9 @@ def serve(
 ) -> None:
     """Start the server."""
     from openkms.ops.quotas import parse_quotas
+    from openkms.server.data_dir import DataDirectoryError, prepare_data_dir
+    from openkms.server.listener import ListenError, bind_listener
+    from openkms.server.log_format import configure_logging
     from openkms.server.runtime import (
         StartupError,
         build_runtime,
@@ -156,16 +185,16 @@ def serve(
         store_is_sealed,
     )
     from openkms.server.serving import serve as run_server
-    from openkms.server.worker import configure_logging
 
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)
     try:
         quota_settings = parse_quotas(quotas)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     if (tls_cert_file is None) != (tls_key_file is None):
         raise click.UsageError("--tls-cert-file and --tls-key-file go together")
-    if not is_loopback(host) and not store_is_sealed(data_dir, database_url):
+    sealed = store_is_sealed(data_dir, database_url) if data_dir.is_dir() else False
+    if not is_loopback(host) and not sealed:
         raise click.UsageError(
             "with the development root key openkms listens on loopback only "
             f"(127.0.0.1, ::1 or localhost), not {host}: seal the store first "
@@ -194,15 +223,47 @@ def serve(
         job_interval_seconds=job_interval,
         audit_trail=not no_audit_trail,
         audit_digest_seconds=audit_digest_interval,
+        log_format=log_format,
         **config_from_environment(),  # type: ignore[arg-type]
     )
     try:
+        loose = prepare_data_dir(data_dir)
+    except DataDirectoryError as error:
+        raise click.ClickException(str(error)) from None
+    _check_permissions(loose, data_dir, sealed)
+    try:
+        listener = bind_listener(host, port)
+    except ListenError as error:
+        raise click.ClickException(str(error)) from None
+    try:
         runtime = build_runtime(config)
     except StartupError as error:
+        listener.close()
         raise click.ClickException(str(error)) from None
     _announce(runtime, config)
     runtime.forget_first_secret()
-    run_server(config, runtime, log_level)
+    run_server(config, runtime, log_level, listener)
+
+
+def _check_permissions(loose: list[str], data_dir: Path, sealed: bool) -> None:
+    """Loose permissions on the data directory: refused under a production root of trust,
+    a loud warning with the development key (whose file is in the directory)."""
+    if not loose:
+        return
+    fix = f"chmod 700 {data_dir} and chmod 600 the files in it"
+    if sealed:
+        raise click.ClickException(
+            f"refusing to start: {loose[0]}; the store is sealed for production: {fix}"
+        )
+    for line in loose:
+        _server_log().warning("WARNING: %s", line)
+    _server_log().warning("WARNING: other users of this machine may read openkms's data: %s", fix)
+
+
+def _server_log() -> Any:
+    import logging
+
+    return logging.getLogger("openkms")
 
 
 def _announce(runtime: object, config: ServerConfig) -> None:
@@ -229,12 +290,41 @@ def _announce(runtime: object, config: ServerConfig) -> None:
         ]
         print("\n".join(lines), file=out)
     elif credentials is not None:
-        print(
-            f"openkms: account {credentials.account_id}, access key "
-            f"{credentials.access_key_id} (secret from OPENKMS_SECRET_ACCESS_KEY)",
-            file=out,
+        _server_log().info(
+            "openkms: account %s, access key %s (secret from OPENKMS_SECRET_ACCESS_KEY)",
+            credentials.account_id,
+            credentials.access_key_id,
         )
-    print(f"openkms: data in {config.data_dir}; listening on {endpoint}", file=out, flush=True)
+    if getattr(runtime, "seal", None) is None:
+        # As Vault's dev mode does: nobody should mistake this for a production set-up.
+        _server_log().warning(DEV_ROOT_KEY_WARNING.format(path=config.effective_root_key_file))
+    out.flush()
+    _server_log().info("openkms: data in %s; listening on %s", config.data_dir, endpoint)
+
+
+DEV_ROOT_KEY_WARNING = """\
+WARNING! The development root key is in use: every key this server holds is protected only by
+the plain file {path}. Anyone who can read that file and the database can
+read every key. Do not keep anything of value here; for production seal the store with
+openkms operator init --seal shamir (key shares) or --seal pkcs11 (an HSM)."""
+
+
+@main.group("config")
+def config_group() -> None:
+    """The configuration of openkms serve."""
+
+
+@config_group.command(
+    "show", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the configuration serve would run with (secrets redacted), each value's source.
+
+    Takes serve's own options: openkms config show --config openkms.toml --port 5000."""
+    from openkms.config_file import as_toml, effective_config
+
+    click.echo(as_toml(effective_config(serve, ctx.args)))
 
 
 @main.group()

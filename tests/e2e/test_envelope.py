@@ -154,7 +154,10 @@ def test_every_request_gets_one_log_line_with_its_request_id(server):
     while time.monotonic() < deadline and failed_id not in server.log():
         time.sleep(0.05)
     lines = server.log().splitlines()
-    assert [line for line in lines if request_id in line][0].endswith("ListAliases 200 OK")
+    assert " op=ListAliases key=- status=200 error=OK latency_ms=" in next(
+        line for line in lines if request_id in line
+    )
     failed = [line for line in lines if failed_id in line]
-    assert len(failed) == 1 and failed[0].endswith("DescribeKey 400 NotFoundException")
+    assert len(failed) == 1
+    assert " op=DescribeKey key=- status=400 error=NotFoundException latency_ms=" in failed[0]
     assert marker not in server.log()

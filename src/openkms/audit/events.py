@@ -8,6 +8,7 @@ key material or passwords), and how it ended.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,8 @@ class AuditFacts:
     # Not audit facts: whether this request's quota was charged already (a request that
     # needed the database runs again on a thread and must not pay twice).
     quota_charged: bool = False
+    # When the request began (time.perf_counter), for the log line's latency.
+    started: float = field(default_factory=time.perf_counter)
 
     def outcome(
         self, status: int, error_code: str | None, error_message: str | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -58,7 +59,8 @@ class LogAuditSink:
     warm Encrypt. (A log line is not the audit trail: that one is durable before the
     answer leaves, ``openkms.audit.writer``.)"""
 
-    def __init__(self, stream_fd: int | None = None) -> None:
+    def __init__(self, stream_fd: int | None = None, log_format: str = "text") -> None:
+        self._json = log_format == "json"
         self._enabled = log.isEnabledFor(logging.INFO)
         self._fd = sys.stderr.fileno() if stream_fd is None else stream_fd
         self._pid = os.getpid()
@@ -85,10 +87,35 @@ class LogAuditSink:
         if not self._enabled:
             return
         facts = event.facts
-        line = (
-            f"{self._timestamp()} INFO [{self._pid}] openkms.requests {facts.request_id} "
-            f"{facts.operation} {event.status} {event.error_code or 'OK'}\n"
-        )
+        latency_ms = round((time.perf_counter() - facts.started) * 1000, 3)
+        caller = facts.principal.arn if facts.principal is not None else "-"
+        key = next((arn for role, arn in facts.resources if role != "alias"), "-")
+        # Only these facts: a caller's ARN, an operation's name, a key's ARN, the outcome.
+        # No request or response member reaches the line (plaintexts, blobs, signatures).
+        if self._json:
+            line = json.dumps(
+                {
+                    "time": self._iso_timestamp(),
+                    "level": "INFO",
+                    "pid": self._pid,
+                    "logger": "openkms.requests",
+                    "request_id": facts.request_id,
+                    "caller": caller,
+                    "operation": facts.operation,
+                    "key": key,
+                    "status": event.status,
+                    "error_code": event.error_code or "OK",
+                    "latency_ms": latency_ms,
+                },
+                ensure_ascii=False,
+            )
+            line += "\n"
+        else:
+            line = (
+                f"{self._timestamp()} INFO [{self._pid}] openkms.requests {facts.request_id} "
+                f"caller={caller} op={facts.operation} key={key} status={event.status} "
+                f"error={event.error_code or 'OK'} latency_ms={latency_ms}\n"
+            )
         with self._lock:
             self._lines.append(line)
 
@@ -111,6 +138,9 @@ class LogAuditSink:
         while not self._stop.wait(FLUSH_SECONDS):
             with contextlib.suppress(OSError):  # the log stream is gone; requests go on
                 self.flush()
+
+    def _iso_timestamp(self) -> str:
+        return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
     def _timestamp(self) -> str:
         # logging's asctime format, "2026-12-01 21:00:00,123", with the seconds cached.

@@ -44,6 +44,8 @@ class ServerConfig:
     audit_trail: bool = True
     # Seconds (of the injected clock) between a writer's signed digests.
     audit_digest_seconds: float = 60.0
+    # "text" or "json" (openkms.server.log_format), for every line the server writes.
+    log_format: str = "text"
 
     @property
     def tls(self) -> bool:

@@ -61,6 +61,7 @@ from openkms.seal.sealable import SealableRootKey
 from openkms.seal.secrets import unwrap_secret, wrap_secret
 from openkms.server.change_feed import ChangeFollower, SharedSequence
 from openkms.server.config import ServerConfig, is_loopback
+from openkms.server.data_dir import DataDirectoryError, prepare_data_dir
 from openkms.server.seal_control import SealControl
 from openkms.storage import Database, open_database
 from openkms.storage.repository import Transaction
@@ -114,9 +115,9 @@ def open_storage(config: ServerConfig, migrate: bool = True) -> tuple[Database, 
     file, or the keyring under its seal (opened through the token for PKCS#11; still sealed
     for Shamir shares)."""
     try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StartupError(f"cannot make the data directory: {error}") from None
+        prepare_data_dir(config.data_dir)
+    except DataDirectoryError as error:
+        raise StartupError(str(error)) from None
     try:
         db = open_database(config.effective_database_url)
         if migrate:
@@ -320,7 +321,7 @@ def open_audit_sink(
     if not config.audit_trail:
         if first_start:
             log.warning("the audit trail is off (--no-audit-trail): requests are not recorded")
-        return LogAuditSink()
+        return LogAuditSink(log_format=config.log_format)
     try:
         store = open_audit_store(config, create=first_start)
         if first_start:
@@ -339,7 +340,12 @@ def open_audit_sink(
             f"cannot open the audit trail: {type(error).__name__}: {error}"
         ) from None
     return DurableAuditSink(
-        store, CloudTrailRenderer(model), key, clock, config.audit_digest_seconds, LogAuditSink()
+        store,
+        CloudTrailRenderer(model),
+        key,
+        clock,
+        config.audit_digest_seconds,
+        LogAuditSink(log_format=config.log_format),
     )
 
 

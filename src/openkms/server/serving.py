@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -57,7 +58,9 @@ class GracefulServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(config: ServerConfig, runtime: Runtime, log_level: str) -> None:
+def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: socket.socket) -> None:
+    """Serve on ``listener``, bound by the caller before start-up so that a taken port fails
+    before anything says it is listening."""
     GuardedHttpToolsProtocol.configure(config.max_connections, config.request_timeout_seconds)
     options: dict[str, Any] = {
         "host": config.host,
@@ -67,6 +70,8 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str) -> None:
         "lifespan": "on",
         "log_level": log_level.lower(),
         "access_log": False,
+        # uvicorn's loggers propagate to the root logger's one format (log_format).
+        "log_config": None,
         "server_header": False,
         "timeout_keep_alive": config.keep_alive_seconds,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
@@ -77,7 +82,7 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str) -> None:
         options["ssl_keyfile"] = str(config.tls_key_file)
         options["ssl_ciphers"] = FORWARD_SECRET_CIPHERS
     if config.workers <= 1:
-        GracefulServer(OpenKmsUvicornConfig(create_app(runtime), **options)).run()
+        GracefulServer(OpenKmsUvicornConfig(create_app(runtime), **options)).run(sockets=[listener])
         return
     # The parent did the start-up work; each worker opens its own connections.
     runtime.services.db.dispose()
@@ -90,5 +95,4 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str) -> None:
     )
     # uvicorn's supervisor: it restarts a worker that dies, and on SIGTERM stops every worker
     # (each finishes its requests in flight) before it returns.
-    socket = uvicorn_config.bind_socket()
-    Multiprocess(uvicorn_config, sockets=[socket]).run()
+    Multiprocess(uvicorn_config, sockets=[listener]).run()

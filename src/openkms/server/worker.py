@@ -12,13 +12,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import json
-import logging
 import os
 import signal
 from pathlib import Path
 
 from openkms.server.app import OpenKmsApp, create_app
 from openkms.server.config import ServerConfig
+from openkms.server.log_format import configure_logging
 from openkms.server.protocol import GuardedHttpToolsProtocol
 from openkms.server.runtime import build_runtime
 
@@ -45,6 +45,7 @@ def worker_environment(config: ServerConfig, log_level: str) -> str:
             "audit_trail": config.audit_trail,
             "audit_digest_seconds": config.audit_digest_seconds,
             "log_level": log_level,
+            "log_format": config.log_format,
         }
     )
 
@@ -65,7 +66,7 @@ def exit_with_parent() -> None:
 def create_worker_app() -> OpenKmsApp:
     exit_with_parent()
     values = json.loads(os.environ[WORKER_CONFIG_ENV])
-    configure_logging(values.pop("log_level"))
+    configure_logging(values.pop("log_level"), values["log_format"])
 
     config = ServerConfig(
         data_dir=Path(values["data_dir"]),
@@ -83,13 +84,10 @@ def create_worker_app() -> OpenKmsApp:
         job_interval_seconds=values["job_interval_seconds"],
         audit_trail=values["audit_trail"],
         audit_digest_seconds=values["audit_digest_seconds"],
+        log_format=values["log_format"],
     )
     GuardedHttpToolsProtocol.configure(config.max_connections, config.request_timeout_seconds)
     return create_app(build_runtime(config, first_start=False))
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+__all__ = ["configure_logging", "create_worker_app", "worker_environment"]
