@@ -24,7 +24,9 @@ from cryptography.x509.oid import NameOID
 
 from tests.support import ACCESS_KEY_ID, CLIENT_CONFIG, REGION, SECRET_ACCESS_KEY, OpenKmsServer
 
-_LOG_LINE = re.compile(r"\[(\d+)\] openkms\.requests (\S+) (\S+) (\d+) (\S+)")
+_LOG_LINE = re.compile(
+    r"\[(\d+)\] openkms\.requests (\S+) caller=\S+ op=(\S+) key=\S+ status=(\d+)"
+)
 
 
 def _fresh_connection_client(server: OpenKmsServer):  # noqa: ANN202 - a boto3 client
