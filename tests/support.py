@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -373,3 +374,25 @@ def eventually(check: Callable[[], T], timeout: float = 15.0, interval: float = 
             if time.monotonic() > deadline:
                 raise
         time.sleep(interval)
+
+
+SOFTHSM_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
+
+
+def softhsm_tokens(base: Path, pin: str, so_pin: str, *labels: str) -> Path:
+    """Fresh SoftHSM2 tokens named ``labels`` under ``base``; the SOFTHSM2_CONF that finds
+    them. Skips the calling test where SoftHSM2 or python-pkcs11 is missing."""
+    if not Path(SOFTHSM_LIBRARY).exists() or shutil.which("softhsm2-util") is None:
+        pytest.skip("SoftHSM2 is not installed (Debian: apt-get install softhsm2)")
+    pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed")
+    (base / "tokens").mkdir()
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    for label in labels:
+        subprocess.run(
+            ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
+             "--so-pin", so_pin],
+            check=True, capture_output=True, env=env,
+        )  # fmt: skip
+    return conf

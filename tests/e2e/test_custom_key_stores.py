@@ -4,11 +4,7 @@ input (each changing nothing), a caller who is not allowed, and the PIN nowhere 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +14,14 @@ from tests.e2e.audit_support import records, trail_path
 from tests.e2e.test_secrets_at_rest import _database_bytes
 from tests.support import (
     ACCOUNT_ID,
+    SOFTHSM_LIBRARY,
     OpenKmsServer,
     drop_postgres_schema,
     postgres_schema_url,
     postgres_url_or_skip,
+    softhsm_tokens,
 )
 
-SOFTHSM_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "cks-user-pin-5917"
 CLUSTER_A = "cluster-abcdefghijk"
 CLUSTER_B = "cluster-bcdefghijkl"
@@ -35,20 +32,8 @@ ANCHOR = "-----BEGIN CERTIFICATE-----\nMIIBtrustanchor\n-----END CERTIFICATE----
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Two fresh SoftHSM2 tokens, each standing in for one CloudHSM cluster."""
-    if not Path(SOFTHSM_LIBRARY).exists() or shutil.which("softhsm2-util") is None:
-        pytest.skip("SoftHSM2 is not installed (Debian: apt-get install softhsm2)")
-    pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed")
     base = tmp_path_factory.mktemp("softhsm-cks")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n")
-    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
-    for label in ("cks-a", "cks-b"):
-        subprocess.run(
-            ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", PIN,
-             "--so-pin", "so-pin-8765"],
-            check=True, capture_output=True, env=env,
-        )  # fmt: skip
+    conf = softhsm_tokens(base, PIN, "so-pin-8765", "cks-a", "cks-b")
     yield {
         "SOFTHSM2_CONF": str(conf),
         "OPENKMS_CLOUDHSM_CLUSTERS": (

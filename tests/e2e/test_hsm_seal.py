@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -25,9 +24,8 @@ from tests.e2e.test_sealing import (
     status,
     unseal,
 )
-from tests.support import OpenKmsServer
+from tests.support import SOFTHSM_LIBRARY, OpenKmsServer, softhsm_tokens
 
-SOFTHSM_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "4321-token-pin"
 TOKEN = "openkms-test"
 
@@ -35,20 +33,10 @@ TOKEN = "openkms-test"
 @pytest.fixture(scope="module")
 def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A fresh SoftHSM2 token in a temporary directory (SOFTHSM2_CONF points at it)."""
-    if not Path(SOFTHSM_LIBRARY).exists() or shutil.which("softhsm2-util") is None:
-        pytest.skip("SoftHSM2 is not installed (Debian: apt-get install softhsm2)")
-    pytest.importorskip("pkcs11", reason="python-pkcs11 is not installed")
     base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n")
+    conf = softhsm_tokens(base, PIN, "8765-so-pin", TOKEN)
     previous = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(conf)
-    subprocess.run(
-        ["softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--pin", PIN,
-         "--so-pin", "8765-so-pin"],
-        check=True, capture_output=True,
-    )  # fmt: skip
     pin_file = base / "pin"
     pin_file.write_text(PIN + "\n")
     pin_file.chmod(0o600)

@@ -349,10 +349,8 @@ class AuditStore:
         the parameter limit allows. Not executemany: the driver gives the interpreter lock up
         for every row's step, and the writer thread then waits out the event loop's switch
         interval (5 ms) to get it back, row after row."""
-        for start in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[start : start + _ROWS_PER_INSERT]
-            statement = self._insert_events + ", ".join(self._row_markers for _ in chunk)
-            connection.exec_driver_sql(statement, tuple(_storable(v) for row in chunk for v in row))
+        for statement, parameters in self._inserts(rows):
+            connection.exec_driver_sql(statement, parameters)
 
     def append_events(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Commit ``rows`` in one transaction on the driver's own connection: the batches of
@@ -365,10 +363,8 @@ class AuditStore:
             try:
                 if self.sqlite_path is not None:
                     cursor.execute("BEGIN IMMEDIATE")
-                for start in range(0, len(rows), _ROWS_PER_INSERT):
-                    chunk = rows[start : start + _ROWS_PER_INSERT]
-                    statement = self._insert_events + ", ".join(self._row_markers for _ in chunk)
-                    cursor.execute(statement, tuple(_storable(v) for row in chunk for v in row))
+                for statement, parameters in self._inserts(rows):
+                    cursor.execute(statement, parameters)
                 if self.sqlite_path is not None:
                     cursor.execute("COMMIT")
                 else:
@@ -384,6 +380,14 @@ class AuditStore:
                 cursor.close()
         finally:
             raw.close()  # back to the pool
+
+    def _inserts(self, rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+        """``rows`` as multi-row INSERT statements with their parameters, as many rows to a
+        statement as the driver's parameter limit allows."""
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            statement = self._insert_events + ", ".join(self._row_markers for _ in chunk)
+            yield statement, tuple(_storable(v) for row in chunk for v in row)
 
     def event_time(self, when: dt.datetime) -> Any:
         """``when`` as the driver takes it for ``event_time`` (as SQLAlchemy would store it)."""

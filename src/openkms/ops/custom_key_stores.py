@@ -194,18 +194,22 @@ def describe_custom_key_stores(services: Services, call: Call) -> dict[str, Any]
     return response
 
 
+def _require_disconnected(store: CustomKeyStoreRecord, to_be: str) -> None:
+    """AWS: a CloudHSM key store must be DISCONNECTED to be updated or deleted."""
+    if store.connection_state != "DISCONNECTED":
+        raise CustomKeyStoreInvalidStateException(
+            f"Custom key store {store.custom_key_store_id} must be disconnected to be "
+            f"{to_be}; its ConnectionState is {store.connection_state}."
+        )
+
+
 @handles("UpdateCustomKeyStore")
 def update_custom_key_store(services: Services, call: Call) -> dict[str, Any]:
     req, ctx = call.params, call.ctx
     _no_xks(req)
     with services.db.transaction() as tx:
         store = _store(tx, call, lock=True)
-        # AWS: to update any property of a CloudHSM key store it must be DISCONNECTED.
-        if store.connection_state != "DISCONNECTED":
-            raise CustomKeyStoreInvalidStateException(
-                f"Custom key store {store.custom_key_store_id} must be disconnected to be "
-                f"updated; its ConnectionState is {store.connection_state}."
-            )
+        _require_disconnected(store, "updated")
         values: dict[str, Any] = {}
         new_name = req.get("NewCustomKeyStoreName")
         if new_name is not None and new_name != store.name:
@@ -230,11 +234,7 @@ def update_custom_key_store(services: Services, call: Call) -> dict[str, Any]:
 def delete_custom_key_store(services: Services, call: Call) -> dict[str, Any]:
     with services.db.transaction() as tx:
         store = _store(tx, call, lock=True)
-        if store.connection_state != "DISCONNECTED":
-            raise CustomKeyStoreInvalidStateException(
-                f"Custom key store {store.custom_key_store_id} must be disconnected to be "
-                f"deleted; its ConnectionState is {store.connection_state}."
-            )
+        _require_disconnected(store, "deleted")
         tx.delete_custom_key_store(store.custom_key_store_id)
     return {}
 
