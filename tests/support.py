@@ -98,11 +98,14 @@ class OpenKmsServer:
         return args
 
     def start(self, timeout: float = 30.0) -> OpenKmsServer:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # as openkms makes it
         env = {**os.environ, **self.env, "OPENKMS_CLOCK_FILE": str(self.clock_file)}
         for name in [n for n in env if n.startswith("AWS_")]:
             env.pop(name)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the process owns it until stop()
+        # Owner-only, as everything in a data directory must be: a sealed store refuses to
+        # start beside a file others can read.
+        descriptor = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        log = os.fdopen(descriptor, "ab")  # the process owns it until stop()
         self.process = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
         )
