@@ -71,6 +71,9 @@ LUA_SCRIPT = BENCH_DIR / "wrk_replay.lua"
 CONTENT_TYPE = "application/x-amz-json-1.1"
 RESULT_MARKER = "WRK_REPLAY_RESULT "
 LIFTED_QUOTA = 1_000_000  # requests per second: far above what one machine serves
+# The PKCS#11 custom key store part: a SoftHSM2 token made for the run (not a secret).
+BENCH_CLUSTER = "cluster-benchbenchbe"
+TOKEN_PIN = "bench-token-pin"
 
 OPERATIONS = ("Encrypt 32 B", "Encrypt 4 KB", "Decrypt", "GenerateDataKey", "DescribeKey")
 # openkms only (moto's asymmetric and HMAC crypto is not AWS's): the issue's targets are Sign
@@ -348,6 +351,7 @@ def start_openkms(
     label: str,
     extra_args: list[str],
     tls: tuple[Path, Path, Path] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Target:
     """``python -m openkms serve --port P --data-dir D`` with the fixed test account."""
     port = free_port()
@@ -365,6 +369,7 @@ def start_openkms(
         OPENKMS_ACCESS_KEY_ID=ACCESS_KEY_ID,
         OPENKMS_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
     )
+    env.update(extra_env or {})
     command = [
         sys.executable, "-m", "openkms", "serve",
         "--port", str(port), "--data-dir", str(data_dir), *extra_args,
@@ -435,6 +440,49 @@ def prepare(target: Target, ciphertexts: int) -> None:
 
     with ThreadPoolExecutor(4) as pool:
         target.ciphertexts = list(pool.map(encrypt, plaintexts))
+
+
+def softhsm_cluster(workdir: Path) -> dict[str, str]:
+    """A fresh SoftHSM2 token standing in for a CloudHSM cluster: the server's environment."""
+    library = "/usr/lib/softhsm/libsofthsm2.so"
+    if not Path(library).exists() or shutil.which("softhsm2-util") is None:
+        raise SystemExit("--custom-key-store needs SoftHSM2 (Debian: apt-get install softhsm2)")
+    tokens = workdir / "softhsm-tokens"
+    tokens.mkdir()
+    conf = workdir / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n")
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", "bench", "--pin", TOKEN_PIN,
+         "--so-pin", TOKEN_PIN + "-so"],
+        check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)},
+    )  # fmt: skip
+    return {
+        "SOFTHSM2_CONF": str(conf),
+        "OPENKMS_CLOUDHSM_CLUSTERS": f"{BENCH_CLUSTER}={library}:bench",
+    }
+
+
+def prepare_token_key(target: Target, ciphertexts: int) -> None:
+    """A connected custom key store on the token and a key in it; ciphertexts under it."""
+    client = boto3_client(target)
+    store_id = client.create_custom_key_store(
+        CustomKeyStoreName="wrk_bench",
+        CloudHsmClusterId=BENCH_CLUSTER,
+        TrustAnchorCertificate="-----BEGIN CERTIFICATE-----\nbench\n-----END CERTIFICATE-----",
+        KeyStorePassword=TOKEN_PIN,
+    )["CustomKeyStoreId"]
+    client.connect_custom_key_store(CustomKeyStoreId=store_id)
+    state = client.describe_custom_key_stores(CustomKeyStoreId=store_id)["CustomKeyStores"][0]
+    if state["ConnectionState"] != "CONNECTED":
+        raise SystemExit(f"the bench token did not connect: {state}")
+    target.key_id = client.create_key(CustomKeyStoreId=store_id, Origin="AWS_CLOUDHSM")[
+        "KeyMetadata"
+    ]["KeyId"]
+    target.ciphertexts = []
+    for _ in range(ciphertexts):
+        plaintext = os.urandom(32)
+        blob = client.encrypt(KeyId=target.key_id, Plaintext=plaintext)["CiphertextBlob"]
+        target.ciphertexts.append((base64.b64encode(blob).decode(), plaintext))
 
 
 def prepare_asymmetric(target: Target) -> None:
@@ -1164,6 +1212,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pool", type=int, help="distinct signed requests per phase (500; --quick: 200)"
     )
     parser.add_argument(
+        "--custom-key-store",
+        action="store_true",
+        help="also run Encrypt and Decrypt with a key inside a SoftHSM2 token (a PKCS#11 "
+        "custom key store; needs the softhsm2 package)",
+    )
+    parser.add_argument(
         "--warmup", type=int, help="untimed seconds per server and operation (1; --quick: 0)"
     )
     parser.add_argument(
@@ -1334,6 +1388,25 @@ def main(argv: list[str] | None = None) -> int:
             for conns in args.connections:
                 for name in POLICY_OPERATIONS:
                     runner.run("policy", target, name, conns, args.duration)
+
+        # 1d. Encrypt and Decrypt with a key inside a PKCS#11 token (a custom key store).
+        if args.custom_key_store and "openkms" in targets:
+            say("\n== Encrypt and Decrypt with a key in a PKCS#11 custom key store ==")
+            target = start_openkms(
+                workdir, "openkms cks", extra, extra_env=softhsm_cluster(workdir)
+            )
+            started.append(target)
+            prepare_token_key(target, ciphertexts=args.pool)
+            for name in ("Encrypt 32 B", "Decrypt"):
+                if args.warmup:
+                    runner.run(
+                        "warmup", target, name, max(args.connections), args.warmup, record=False
+                    )
+                for conns in args.connections:
+                    runner.run("custom key store", target, name, conns, args.duration)
+            assert target.server is not None
+            log_problems[target.label] = target.server.log_problems()
+            target.server.stop()
 
         # 2. What the response() hook costs wrk (and the throughput), next to each other.
         if "openkms" in targets:

@@ -8,38 +8,33 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from tests.e2e.audit_support import records, trail_path
+from tests.e2e.cks_support import (
+    ANCHOR,
+    CLUSTER_A,
+    CLUSTER_B,
+    CLUSTER_UNCONFIGURED,
+    PIN,
+    cluster_tokens,
+    create_store,
+    error_code,
+    store_state,
+    stores,
+)
 from tests.e2e.test_secrets_at_rest import _database_bytes
 from tests.support import (
     ACCOUNT_ID,
-    SOFTHSM_LIBRARY,
     OpenKmsServer,
     drop_postgres_schema,
     postgres_schema_url,
     postgres_url_or_skip,
-    softhsm_tokens,
 )
-
-PIN = "cks-user-pin-5917"
-CLUSTER_A = "cluster-abcdefghijk"
-CLUSTER_B = "cluster-bcdefghijkl"
-CLUSTER_UNCONFIGURED = "cluster-zzzzzzzzzzz"
-ANCHOR = "-----BEGIN CERTIFICATE-----\nMIIBtrustanchor\n-----END CERTIFICATE-----"
 
 
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """Two fresh SoftHSM2 tokens, each standing in for one CloudHSM cluster."""
-    base = tmp_path_factory.mktemp("softhsm-cks")
-    conf = softhsm_tokens(base, PIN, "so-pin-8765", "cks-a", "cks-b")
-    yield {
-        "SOFTHSM2_CONF": str(conf),
-        "OPENKMS_CLOUDHSM_CLUSTERS": (
-            f"{CLUSTER_A}={SOFTHSM_LIBRARY}:cks-a,{CLUSTER_B}={SOFTHSM_LIBRARY}:cks-b"
-        ),
-    }
+    yield cluster_tokens(tmp_path_factory)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -56,38 +51,11 @@ def server(request: pytest.FixtureRequest, tokens, tmp_path) -> Iterator[OpenKms
         drop_postgres_schema(url)
 
 
-def _error(call: Any, **kwargs: Any) -> str:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    return str(caught.value.response["Error"]["Code"])
-
-
-def _stores(kms: Any) -> list[dict[str, Any]]:
-    return list(kms.describe_custom_key_stores()["CustomKeyStores"])
-
-
-def _create(kms: Any, name: str, cluster: str = CLUSTER_A, pin: str = PIN) -> str:
-    return str(
-        kms.create_custom_key_store(
-            CustomKeyStoreName=name,
-            CloudHsmClusterId=cluster,
-            TrustAnchorCertificate=ANCHOR,
-            KeyStorePassword=pin,
-        )["CustomKeyStoreId"]
-    )
-
-
-def _state(kms: Any, store_id: str) -> dict[str, Any]:
-    found = kms.describe_custom_key_stores(CustomKeyStoreId=store_id)["CustomKeyStores"]
-    assert len(found) == 1
-    return dict(found[0])
-
-
 def test_store_lifecycle_on_a_real_token(server):
     kms = server.client()
-    store_id = _create(kms, "vault")
+    store_id = create_store(kms, "vault")
     assert store_id.startswith("cks-")
-    store = _state(kms, store_id)
+    store = store_state(kms, store_id)
     assert store["CustomKeyStoreName"] == "vault"
     assert store["CloudHsmClusterId"] == CLUSTER_A
     assert store["TrustAnchorCertificate"] == ANCHOR
@@ -102,67 +70,69 @@ def test_store_lifecycle_on_a_real_token(server):
     )
 
     kms.connect_custom_key_store(CustomKeyStoreId=store_id)
-    assert _state(kms, store_id)["ConnectionState"] == "CONNECTED"
+    assert store_state(kms, store_id)["ConnectionState"] == "CONNECTED"
     # Connecting a connected store is not an error (AWS).
     kms.connect_custom_key_store(CustomKeyStoreId=store_id)
     # A connected store cannot be updated or deleted.
     assert (
-        _error(kms.update_custom_key_store, CustomKeyStoreId=store_id, NewCustomKeyStoreName="x")
+        error_code(
+            kms.update_custom_key_store, CustomKeyStoreId=store_id, NewCustomKeyStoreName="x"
+        )
         == "CustomKeyStoreInvalidStateException"
     )
     assert (
-        _error(kms.delete_custom_key_store, CustomKeyStoreId=store_id)
+        error_code(kms.delete_custom_key_store, CustomKeyStoreId=store_id)
         == "CustomKeyStoreInvalidStateException"
     )
-    assert _state(kms, store_id)["CustomKeyStoreName"] == "vault"
+    assert store_state(kms, store_id)["CustomKeyStoreName"] == "vault"
 
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
-    assert _state(kms, store_id)["ConnectionState"] == "DISCONNECTED"
+    assert store_state(kms, store_id)["ConnectionState"] == "DISCONNECTED"
     assert (
-        _error(kms.disconnect_custom_key_store, CustomKeyStoreId=store_id)
+        error_code(kms.disconnect_custom_key_store, CustomKeyStoreId=store_id)
         == "CustomKeyStoreInvalidStateException"
     )
     kms.update_custom_key_store(
         CustomKeyStoreId=store_id, NewCustomKeyStoreName="vault-2", CloudHsmClusterId=CLUSTER_B
     )
-    store = _state(kms, store_id)
+    store = store_state(kms, store_id)
     assert (store["CustomKeyStoreName"], store["CloudHsmClusterId"]) == ("vault-2", CLUSTER_B)
     kms.connect_custom_key_store(CustomKeyStoreId=store_id)
-    assert _state(kms, store_id)["ConnectionState"] == "CONNECTED"
+    assert store_state(kms, store_id)["ConnectionState"] == "CONNECTED"
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
 
     kms.delete_custom_key_store(CustomKeyStoreId=store_id)
-    assert _stores(kms) == []
+    assert stores(kms) == []
     assert (
-        _error(kms.describe_custom_key_stores, CustomKeyStoreId=store_id)
+        error_code(kms.describe_custom_key_stores, CustomKeyStoreId=store_id)
         == "CustomKeyStoreNotFoundException"
     )
 
 
 def test_a_wrong_pin_fails_with_invalid_credentials_and_a_new_password_fixes_it(server):
     kms = server.client()
-    store_id = _create(kms, "wrong-pin", pin="not-the-pin-000")
+    store_id = create_store(kms, "wrong-pin", pin="not-the-pin-000")
     kms.connect_custom_key_store(CustomKeyStoreId=store_id)
-    store = _state(kms, store_id)
+    store = store_state(kms, store_id)
     assert store["ConnectionState"] == "FAILED"
     assert store["ConnectionErrorCode"] == "INVALID_CREDENTIALS"
     # A FAILED store must be disconnected before it is connected again (AWS).
     assert (
-        _error(kms.connect_custom_key_store, CustomKeyStoreId=store_id)
+        error_code(kms.connect_custom_key_store, CustomKeyStoreId=store_id)
         == "CustomKeyStoreInvalidStateException"
     )
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
-    assert "ConnectionErrorCode" not in _state(kms, store_id)
+    assert "ConnectionErrorCode" not in store_state(kms, store_id)
     kms.update_custom_key_store(CustomKeyStoreId=store_id, KeyStorePassword=PIN)
     kms.connect_custom_key_store(CustomKeyStoreId=store_id)
-    assert _state(kms, store_id)["ConnectionState"] == "CONNECTED"
+    assert store_state(kms, store_id)["ConnectionState"] == "CONNECTED"
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
 
 
 def test_bad_input_gets_aws_errors_and_changes_nothing(server):
     kms = server.client()
-    store_id = _create(kms, "taken")
-    before = _stores(kms)
+    store_id = create_store(kms, "taken")
+    before = stores(kms)
 
     def create(**overrides: Any) -> str:
         request = {
@@ -172,7 +142,7 @@ def test_bad_input_gets_aws_errors_and_changes_nothing(server):
             "KeyStorePassword": PIN,
             **overrides,
         }
-        return _error(kms.create_custom_key_store, **request)
+        return error_code(kms.create_custom_key_store, **request)
 
     assert create(CustomKeyStoreName="taken") == "CustomKeyStoreNameInUseException"
     assert create(CloudHsmClusterId=CLUSTER_UNCONFIGURED) == "CloudHsmClusterNotFoundException"
@@ -180,7 +150,7 @@ def test_bad_input_gets_aws_errors_and_changes_nothing(server):
     assert create(CustomKeyStoreType="EXTERNAL_KEY_STORE") == "UnsupportedOperationException"
     assert create(XksProxyUriPath="/kms/xks/v1") == "ValidationException"
     assert (
-        _error(
+        error_code(
             kms.create_custom_key_store,
             CustomKeyStoreName="fresh",
             CloudHsmClusterId=CLUSTER_B,
@@ -194,22 +164,26 @@ def test_bad_input_gets_aws_errors_and_changes_nothing(server):
         kms.disconnect_custom_key_store,
         kms.delete_custom_key_store,
     ):
-        assert _error(call, CustomKeyStoreId=missing) == "CustomKeyStoreNotFoundException"
+        assert error_code(call, CustomKeyStoreId=missing) == "CustomKeyStoreNotFoundException"
     assert (
-        _error(kms.update_custom_key_store, CustomKeyStoreId=missing, NewCustomKeyStoreName="n")
+        error_code(kms.update_custom_key_store, CustomKeyStoreId=missing, NewCustomKeyStoreName="n")
         == "CustomKeyStoreNotFoundException"
     )
-    second = _create(kms, "second", cluster=CLUSTER_B)
+    second = create_store(kms, "second", cluster=CLUSTER_B)
     assert (
-        _error(kms.update_custom_key_store, CustomKeyStoreId=second, NewCustomKeyStoreName="taken")
+        error_code(
+            kms.update_custom_key_store, CustomKeyStoreId=second, NewCustomKeyStoreName="taken"
+        )
         == "CustomKeyStoreNameInUseException"
     )
     assert (
-        _error(kms.update_custom_key_store, CustomKeyStoreId=second, CloudHsmClusterId=CLUSTER_A)
+        error_code(
+            kms.update_custom_key_store, CustomKeyStoreId=second, CloudHsmClusterId=CLUSTER_A
+        )
         == "CloudHsmClusterInUseException"
     )
     assert (
-        _error(
+        error_code(
             kms.update_custom_key_store,
             CustomKeyStoreId=second,
             CloudHsmClusterId=CLUSTER_UNCONFIGURED,
@@ -217,18 +191,18 @@ def test_bad_input_gets_aws_errors_and_changes_nothing(server):
         == "CloudHsmClusterNotFoundException"
     )
     assert (
-        _error(kms.describe_custom_key_stores, CustomKeyStoreName="nope")
+        error_code(kms.describe_custom_key_stores, CustomKeyStoreName="nope")
         == "CustomKeyStoreNotFoundException"
     )
-    assert _error(kms.describe_custom_key_stores, Marker="bogus") == "InvalidMarkerException"
+    assert error_code(kms.describe_custom_key_stores, Marker="bogus") == "InvalidMarkerException"
     kms.delete_custom_key_store(CustomKeyStoreId=second)
-    assert _stores(kms) == before
-    assert _state(kms, store_id)["ConnectionState"] == "DISCONNECTED"
+    assert stores(kms) == before
+    assert store_state(kms, store_id)["ConnectionState"] == "DISCONNECTED"
 
 
 def test_describe_pages_with_limit_and_marker(server):
     kms = server.client()
-    made = sorted([_create(kms, "one"), _create(kms, "two", cluster=CLUSTER_B)])
+    made = sorted([create_store(kms, "one"), create_store(kms, "two", cluster=CLUSTER_B)])
     first = kms.describe_custom_key_stores(Limit=1)
     assert first["Truncated"] is True
     second = kms.describe_custom_key_stores(Limit=1, Marker=first["NextMarker"])
@@ -239,7 +213,7 @@ def test_describe_pages_with_limit_and_marker(server):
 
 def test_a_caller_who_is_not_allowed_is_refused_and_changes_nothing(server):
     kms = server.client()
-    store_id = _create(kms, "guarded")
+    store_id = create_store(kms, "guarded")
     user = server.create_user(ACCOUNT_ID, "no-stores")
     server.put_user_policy(
         user,
@@ -248,9 +222,9 @@ def test_a_caller_who_is_not_allowed_is_refused_and_changes_nothing(server):
         '"Action":"kms:DescribeCustomKeyStores","Resource":"*"}]}',
     )
     denied = server.client_for(user)
-    assert len(_stores(denied)) == 1
+    assert len(stores(denied)) == 1
     assert (
-        _error(
+        error_code(
             denied.create_custom_key_store,
             CustomKeyStoreName="mine",
             CloudHsmClusterId=CLUSTER_B,
@@ -264,14 +238,14 @@ def test_a_caller_who_is_not_allowed_is_refused_and_changes_nothing(server):
         denied.disconnect_custom_key_store,
         denied.delete_custom_key_store,
     ):
-        assert _error(call, CustomKeyStoreId=store_id) == "AccessDeniedException"
-    assert _state(kms, store_id)["ConnectionState"] == "DISCONNECTED"
-    assert [s["CustomKeyStoreName"] for s in _stores(kms)] == ["guarded"]
+        assert error_code(call, CustomKeyStoreId=store_id) == "AccessDeniedException"
+    assert store_state(kms, store_id)["ConnectionState"] == "DISCONNECTED"
+    assert [s["CustomKeyStoreName"] for s in stores(kms)] == ["guarded"]
 
 
 def test_the_pin_is_nowhere_in_plaintext(server):
     kms = server.client()
-    store_id = _create(kms, "secret-pin")
+    store_id = create_store(kms, "secret-pin")
     kms.connect_custom_key_store(CustomKeyStoreId=store_id)
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
     kms.update_custom_key_store(CustomKeyStoreId=store_id, KeyStorePassword=PIN)
@@ -284,19 +258,3 @@ def test_the_pin_is_nowhere_in_plaintext(server):
     if server.database_url is None:
         assert PIN.encode() not in trail_path(server).read_bytes()
     assert PIN not in server.log()
-
-
-def test_keys_in_an_existing_store_are_refused_clearly(server):
-    kms = server.client()
-    store_id = _create(kms, "no-keys-yet")
-    kms.connect_custom_key_store(CustomKeyStoreId=store_id)
-    before = kms.list_keys()["Keys"]
-    with pytest.raises(ClientError) as caught:
-        kms.create_key(CustomKeyStoreId=store_id, Origin="AWS_CLOUDHSM")
-    assert caught.value.response["Error"]["Code"] == "UnsupportedOperationException"
-    assert "CustomKeyStoreId" in caught.value.response["Error"]["Message"]
-    assert kms.list_keys()["Keys"] == before
-    with pytest.raises(ClientError) as caught:
-        kms.generate_random(NumberOfBytes=8, CustomKeyStoreId=store_id)
-    assert caught.value.response["Error"]["Code"] == "UnsupportedOperationException"
-    kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)

@@ -142,3 +142,53 @@ def test_committed_changes_reach_listeners_and_rolled_back_ones_do_not(db):
     with db.transaction(readonly=True) as tx:
         tx.get_key(key.key_id)
     assert len(seen) == 2, "a read changes nothing"
+
+
+def test_a_store_connecting_or_disconnecting_changes_each_of_its_keys(db):
+    """The key directory shows a key Unavailable while its store is not connected, so a
+    connection change must reach every cache of the store's keys (and the token sessions)."""
+    from openkms.ops.key_directory import KeyDirectory
+    from openkms.storage.changes import CustomKeyStoreChanged, KeyChanged
+    from openkms.storage.records import CustomKeyStoreRecord
+
+    _account(db)
+    store_id = "cks-0123456789abcdef0"
+    in_store = replace(
+        _key(), custom_key_store_id=store_id, cloud_hsm_cluster_id="cluster-abcdefghijk"
+    )
+    elsewhere = _key("1b0f9b58-3c2c-4b8e-9a55-1b7d0d3c1a12")
+    with db.transaction() as tx:
+        tx.insert_custom_key_store(
+            CustomKeyStoreRecord(
+                store_id, "123456789012", "us-east-1", "vault", "AWS_CLOUDHSM",
+                "cluster-abcdefghijk", "anchor", b"wrapped", "CONNECTED", None,
+                dt.datetime.now(dt.UTC),
+            )
+        )  # fmt: skip
+        tx.insert_key(in_store)
+        tx.insert_material(_material(in_store.key_id))
+        tx.insert_key(elsewhere)
+    directory = KeyDirectory(db, ttl_seconds=600)
+    loaded = directory.get(in_store.key_id)
+    assert loaded is not None and loaded.record.key_state == "Enabled"
+
+    seen: list[set] = []
+    db.add_change_listener(lambda changes: seen.append(set(changes)))
+    with db.transaction() as tx:
+        tx.update_custom_key_store(store_id, connection_state="DISCONNECTED")
+    assert seen == [{CustomKeyStoreChanged(store_id), KeyChanged(in_store.key_id)}]
+    loaded = directory.get(in_store.key_id)
+    assert loaded is not None and loaded.record.key_state == "Unavailable"
+    with db.transaction(readonly=True) as tx:
+        stored = tx.get_key(in_store.key_id)
+        assert stored is not None and stored.key_state == "Enabled", "the stored state stays"
+    # Pending deletion is shown as it is, whatever the store's state.
+    with db.transaction() as tx:
+        tx.set_key_state(in_store.key_id, "PendingDeletion")
+    loaded = directory.get(in_store.key_id)
+    assert loaded is not None and loaded.record.key_state == "PendingDeletion"
+    with db.transaction() as tx:
+        tx.update_custom_key_store(store_id, name="renamed")
+    assert seen[-1] == {CustomKeyStoreChanged(store_id)}, "no key changes for a rename"
+    with db.transaction(readonly=True) as tx:
+        assert tx.key_ids_in_custom_key_store(store_id) == [in_store.key_id]

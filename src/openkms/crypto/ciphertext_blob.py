@@ -6,7 +6,8 @@ Layout (all integers big-endian)::
     0       1     format version (1)
     1       16    key id (UUID bytes)
     17      4     backing-key version
-    21      32    message nonce (random; the key store derives the one-time key and IV from it)
+    21      32    message nonce (random; the key store derives the one-time key and IV from
+                  it, or, for a key inside a PKCS#11 token, uses its first 12 bytes as IV)
     53      n+16  AES-256-GCM ciphertext and tag
 
 The 53-byte header is authenticated together with the canonical encryption context (it is the

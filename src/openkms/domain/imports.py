@@ -29,7 +29,7 @@ from openkms.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
-from openkms.keystore import KeyStore, StagedImport
+from openkms.keystore import KeyHandle, KeyStore, StagedImport
 from openkms.storage import Database, KeyRecord, MaterialRecord
 from openkms.storage.repository import Transaction
 
@@ -281,7 +281,10 @@ def delete_material(
         if deleted:
             _forget(tx, record, target)
     if deleted:
-        keystore.discard(record.arn, target.version)
+        assert target.wrapped_material is not None
+        keystore.discard(
+            KeyHandle(record.arn, target.version, target.wrapped_material, record.key_spec)
+        )
     return record, target.material_id
 
 
@@ -303,7 +306,7 @@ def expire_material(
         ):
             return False
         _forget(tx, record, material)
-    keystore.discard(record.arn, version)
+    keystore.discard(KeyHandle(record.arn, version, material.wrapped_material, record.key_spec))
     return True
 
 

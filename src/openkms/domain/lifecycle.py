@@ -16,7 +16,7 @@ from openkms.domain import imports
 from openkms.domain.key_states import KeyState, check_transition
 from openkms.domain.keys import locked_key
 from openkms.errors import LimitExceededException, UnsupportedOperationException
-from openkms.keystore import KeyStore
+from openkms.keystore import KeyHandle, KeyStore
 from openkms.storage import Database, KeyRecord, MaterialRecord
 from openkms.storage.repository import Transaction
 
@@ -173,11 +173,11 @@ def cancel_deletion(db: Database, key_id: str) -> None:
         tx.set_deletion(key_id, target, None, None)
 
 
-def delete_if_due(db: Database, key_id: str, now: dt.datetime) -> list[tuple[str, int]] | None:
+def delete_if_due(db: Database, key_id: str, now: dt.datetime) -> list[KeyHandle] | None:
     """The deletion job's step for one key: destroy it (material, aliases, tags, the key) if
-    its window has ended. Returns the (ARN, version) of every material destroyed, for the key
-    store to forget, or None if the key was not (or no longer) due. Its ciphertexts can
-    never be decrypted again."""
+    its window has ended. Returns the handle of every material destroyed, for the key store
+    to forget (and a token to destroy), or None if the key was not (or no longer) due. Its
+    ciphertexts can never be decrypted again."""
     with db.transaction() as tx:
         record = tx.lock_key(key_id)
         if (
@@ -187,6 +187,16 @@ def delete_if_due(db: Database, key_id: str, now: dt.datetime) -> list[tuple[str
             or record.deletion_date > now
         ):
             return None
-        versions = [(record.arn, m.version) for m in tx.list_materials(key_id)]
+        handles = [
+            KeyHandle(
+                record.arn,
+                m.version,
+                m.wrapped_material,
+                record.key_spec,
+                record.custom_key_store_id,
+            )
+            for m in tx.list_materials(key_id)
+            if m.wrapped_material is not None
+        ]
         tx.delete_key(key_id)
-        return versions
+        return handles

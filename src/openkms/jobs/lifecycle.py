@@ -103,8 +103,8 @@ class LifecycleJobs:
             before = self._key(key_id)  # the key's row is gone once it is deleted
             destroyed = self._step("deletion", key_id, lifecycle.delete_if_due, key_id, now)
             if isinstance(destroyed, list):  # None: not due; False: failed
-                for arn, version in destroyed:
-                    self._keystore.discard(arn, version)
+                for handle in destroyed:
+                    self._keystore.discard(handle)
                 report.deleted += 1
                 log.info("deleted key %s: its deletion window ended", key_id)
                 if before is not None:

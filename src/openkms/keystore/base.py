@@ -31,13 +31,15 @@ class KeyHandle:
     """One version of a key's material as its key store gave it out.
 
     ``opaque`` means something only to the key store that made it (the software store: the
-    material wrapped under the root key; an HSM: an object reference).
+    material wrapped under the root key; an HSM: an object reference). A key made in a custom
+    key store names it: its material is in that store's token.
     """
 
     key_arn: str
     version: int
     opaque: bytes
     key_spec: str = "SYMMETRIC_DEFAULT"
+    custom_key_store_id: str | None = None
 
     def __repr__(self) -> str:
         return f"KeyHandle({self.key_arn!r}, version={self.version}, spec={self.key_spec})"
@@ -119,9 +121,9 @@ class KeyStore(Protocol):
         opaque bytes. Raw material is never accepted from outside the key store."""
         ...
 
-    def discard(self, key_arn: str, version: int) -> None:
-        """Forget any copy of this material the store holds outside its opaque bytes (the
-        material was deleted)."""
+    def discard(self, handle: KeyHandle) -> None:
+        """Forget any copy of this material the store holds outside its opaque bytes, and
+        destroy what it keeps of it elsewhere (a token's object): the material was deleted."""
         ...
 
     # -- symmetric encryption (the ciphertext blob's body) ------------------------------

@@ -5,8 +5,9 @@ Messages are never encrypted under a key's backing material itself. Each encrypt
 with HKDF-SHA256 (info = label + nonce), as AWS KMS derives per-request keys, so the GCM
 limit of 2^32 random-IV messages per key does not apply to a KMS key however busy it is.
 
-Every backend that holds symmetric material uses these functions (or, inside an HSM, the same
-HKDF parameters), so a blob made by one backend opens on another holding the same material.
+Every backend that can read its symmetric material uses these functions, so a blob made by
+one such backend opens on another holding the same material. A key inside a PKCS#11 token
+cannot be read, so the token encrypts under it directly (``keystore.token_keys``).
 """
 
 from __future__ import annotations

@@ -154,10 +154,10 @@ class SoftwareKeyStore:
         )
         return self._root.wrap(material, material_binding(key_arn, version))
 
-    def discard(self, key_arn: str, version: int) -> None:
+    def discard(self, handle: KeyHandle) -> None:
         # Invalidation also stops a load that started before it from caching the material.
-        self._symmetric.invalidate((key_arn, version))
-        self._asymmetric.invalidate((key_arn, version))
+        self._symmetric.invalidate((handle.key_arn, handle.version))
+        self._asymmetric.invalidate((handle.key_arn, handle.version))
 
     # -- symmetric encryption -----------------------------------------------------------
 

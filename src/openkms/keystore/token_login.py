@@ -20,8 +20,12 @@ from pkcs11.exceptions import (
 
 from openkms.keystore.clusters import TokenLocation
 
-# python-pkcs11 loads one library per process; loading it is not thread-safe.
-_LOAD = threading.Lock()
+# python-pkcs11 initialises a PKCS#11 library with C_Initialize(NULL), which tells it that
+# no two threads will call it at once, and SoftHSM2 then fails (CKR_GENERAL_ERROR) when they
+# do. So a process makes one call into a token at a time: every session opened, used or
+# closed here holds this lock. Worker processes are separate, so a node's token still sees
+# one caller per worker.
+TOKEN_CALLS = threading.RLock()
 
 
 class LoginFailed(Exception):
@@ -32,15 +36,22 @@ class LoginFailed(Exception):
         self.code = code
 
 
-def open_session(location: TokenLocation, pin: str) -> Any:
-    """A logged-in read-write session on the token."""
+def open_session(location: TokenLocation, pin: str | None) -> Any:
+    """A read-write session on the token, logged in with ``pin`` (None: the application is
+    logged in already, through another of its sessions)."""
+    with TOKEN_CALLS:
+        return _open_session(location, pin)
+
+
+def _open_session(location: TokenLocation, pin: str | None) -> Any:
     try:
-        with _LOAD:
-            library = pkcs11.lib(location.library)
+        library = pkcs11.lib(location.library)
         token = library.get_token(token_label=location.token_label)
     except (NoSuchToken, PKCS11Error, OSError, RuntimeError):
         raise LoginFailed("CLUSTER_NOT_FOUND") from None
     try:
+        if pin is None:
+            return token.open(rw=True)
         return token.open(user_pin=pin, rw=True)
     except (PinIncorrect, PinInvalid, PinLenRange):
         raise LoginFailed("INVALID_CREDENTIALS") from None
@@ -54,6 +65,7 @@ def open_session(location: TokenLocation, pin: str) -> Any:
 
 def check_login(location: TokenLocation, pin: str) -> None:
     """Raise ``LoginFailed`` unless the token accepts ``pin``."""
-    session = open_session(location, pin)
-    with contextlib.suppress(PKCS11Error):
-        session.close()
+    with TOKEN_CALLS:
+        session = _open_session(location, pin)
+        with contextlib.suppress(PKCS11Error):
+            session.close()

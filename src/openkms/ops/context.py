@@ -11,6 +11,7 @@ from openkms.clock import Clock
 from openkms.iam.principal import Principal
 from openkms.keystore import KeyStore
 from openkms.keystore.clusters import TokenLocation
+from openkms.keystore.token_keys import TokenKeys
 from openkms.ops.key_directory import KeyDirectory
 from openkms.seal import RootKey
 from openkms.storage import Database
@@ -48,3 +49,6 @@ class Services:
     # configured as CloudHSM clusters (openkms.keystore.clusters).
     root_key: RootKey | None = None
     clusters: Mapping[str, TokenLocation] = field(default_factory=dict)
+    # Custody of the keys made in custom key stores (the router in ``keystore`` sends their
+    # handles there too); None where the server was built without it (in-process tests).
+    tokens: TokenKeys | None = None

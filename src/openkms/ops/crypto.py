@@ -19,7 +19,7 @@ from openkms.errors import InvalidCiphertextException
 from openkms.keystore import IntegrityError
 from openkms.ops.catalogue import data_key_bytes
 from openkms.ops.context import Services
-from openkms.ops.custom_key_stores import refuse_keys_in_store
+from openkms.ops.custom_key_stores import connected_store
 from openkms.ops.declaration import Call, handles
 from openkms.ops.key_directory import LoadedKey
 from openkms.ops.key_handles import current_handle
@@ -187,5 +187,10 @@ def _data_key_pair(services: Services, call: Call, with_plaintext: bool) -> dict
 @handles("GenerateRandom")
 def generate_random(services: Services, call: Call) -> dict[str, Any]:
     if "CustomKeyStoreId" in call.params:
-        refuse_keys_in_store(services, call, "GenerateRandom")
+        store = connected_store(services, call)
+        assert services.tokens is not None  # the runtime always gives one
+        random = services.tokens.random_bytes(
+            store.custom_key_store_id, call.params["NumberOfBytes"]
+        )
+        return {"Plaintext": random}
     return {"Plaintext": services.keystore.random_bytes(call.params["NumberOfBytes"])}

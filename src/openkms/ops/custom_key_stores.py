@@ -11,22 +11,35 @@ database, so every worker and node agrees on it.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from openkms.errors import (
     CloudHsmClusterInUseException,
     CloudHsmClusterNotFoundException,
+    CustomKeyStoreHasCMKsException,
     CustomKeyStoreInvalidStateException,
     CustomKeyStoreNameInUseException,
     CustomKeyStoreNotFoundException,
     UnsupportedOperationException,
     ValidationException,
 )
+from openkms.keystore.clusters import TokenLocation
+from openkms.keystore.token_keys import StoreLogin, StoreNotConnected, TokenKeys
 from openkms.keystore.token_login import LoginFailed, check_login
+from openkms.keystore.token_sessions import TokenUnreachable
 from openkms.ops.context import Services
 from openkms.ops.declaration import Call, handles
 from openkms.ops.pagination import decode_marker, encode_marker
+from openkms.seal import RootKey
 from openkms.seal.secrets import unwrap_secret, wrap_secret
+from openkms.storage import Database
+from openkms.storage.changes import (
+    Change,
+    ChangeListener,
+    CustomKeyStoreChanged,
+    EverythingChanged,
+)
 from openkms.storage.records import CustomKeyStoreRecord
 from openkms.storage.repository import Transaction
 
@@ -93,17 +106,89 @@ def _wrapped_password(services: Services, store_id: str, password: str) -> bytes
     return wrap_secret(services.root_key, _password_label(store_id), password.encode())
 
 
-def refuse_keys_in_store(services: Services, call: Call, operation: str) -> None:
-    """CreateKey and GenerateRandom with CustomKeyStoreId: a store that does not exist is
-    AWS's CustomKeyStoreNotFoundException; keys in one that does are not built yet."""
+def _not_connected(store: CustomKeyStoreRecord) -> CustomKeyStoreInvalidStateException:
+    return CustomKeyStoreInvalidStateException(
+        f"Custom key store {store.custom_key_store_id} is not connected; its ConnectionState "
+        f"is {store.connection_state}. Connect it (ConnectCustomKeyStore) and try again."
+    )
+
+
+def _named_store(services: Services, call: Call) -> CustomKeyStoreRecord:
     store_id = call.params["CustomKeyStoreId"]
     with services.db.transaction(readonly=True) as tx:
         found = tx.get_custom_key_store(call.ctx.account_id, call.ctx.region, store_id)
     if found is None:
         raise CustomKeyStoreNotFoundException(f"Custom key store '{store_id}' does not exist.")
-    raise UnsupportedOperationException(
-        f"{operation} with a CustomKeyStoreId is not supported by this openkms server yet."
-    )
+    return found
+
+
+def connected_store(services: Services, call: Call) -> CustomKeyStoreRecord:
+    """The caller's store that CreateKey or GenerateRandom names, which must be CONNECTED."""
+    store = _named_store(services, call)
+    if store.connection_state != "CONNECTED":
+        raise _not_connected(store)
+    return store
+
+
+def store_for_new_key(
+    services: Services, call: Call, key_spec: str, key_usage: str, origin: str
+) -> CustomKeyStoreRecord:
+    """CreateKey in a custom key store: a store of the caller's, Origin AWS_CLOUDHSM (each
+    needs the other), a symmetric encryption key, the store connected."""
+    if "CustomKeyStoreId" not in call.params:
+        raise ValidationException("A CustomKeyStoreId is required when Origin is AWS_CLOUDHSM.")
+    store = _named_store(services, call)
+    if origin != _CLOUDHSM:
+        raise ValidationException(
+            "Origin must be AWS_CLOUDHSM for a KMS key in a custom key store of type "
+            f"AWS_CLOUDHSM; {origin} was given."
+        )
+    if key_spec != "SYMMETRIC_DEFAULT" or key_usage != "ENCRYPT_DECRYPT":
+        raise UnsupportedOperationException(
+            f"KeySpec {key_spec} with KeyUsage {key_usage} is not supported in a custom key "
+            "store: its keys are symmetric encryption keys (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT)."
+        )
+    if call.params.get("MultiRegion"):
+        raise UnsupportedOperationException(
+            "Multi-Region keys cannot be created in a custom key store."
+        )
+    if store.connection_state != "CONNECTED":
+        raise _not_connected(store)
+    return store
+
+
+def store_login(
+    db: Database, root_key: RootKey, clusters: Mapping[str, TokenLocation]
+) -> StoreLogin:
+    """How a process logs in to a store's token when it first uses one of its keys: the
+    store must be CONNECTED, and its PIN is unwrapped then, never kept in the database plain."""
+
+    def login(store_id: str) -> tuple[TokenLocation, str]:
+        with db.transaction(readonly=True) as tx:
+            store = tx.custom_key_store_by_id(store_id)
+        if store is None or store.connection_state != "CONNECTED":
+            raise StoreNotConnected(store_id)
+        location = clusters.get(store.cluster_id)
+        if location is None:
+            raise TokenUnreachable("CLUSTER_NOT_FOUND")
+        pin = unwrap_secret(root_key, _password_label(store_id), store.wrapped_password).decode()
+        return location, pin
+
+    return login
+
+
+def close_changed_stores(tokens: TokenKeys) -> ChangeListener:
+    """A store connected, disconnected, changed or deleted anywhere: this process's sessions
+    on its token close (a disconnect logs out, as AWS's does)."""
+
+    def changed(changes: Iterable[Change]) -> None:
+        for change in changes:
+            if isinstance(change, CustomKeyStoreChanged):
+                tokens.close(change.custom_key_store_id)
+            elif isinstance(change, EverythingChanged):
+                tokens.forget_secrets()
+
+    return changed
 
 
 @handles("CreateCustomKeyStore")
@@ -235,6 +320,12 @@ def delete_custom_key_store(services: Services, call: Call) -> dict[str, Any]:
     with services.db.transaction() as tx:
         store = _store(tx, call, lock=True)
         _require_disconnected(store, "deleted")
+        if tx.key_ids_in_custom_key_store(store.custom_key_store_id):
+            # Keys pending deletion count too: their material is still in the token.
+            raise CustomKeyStoreHasCMKsException(
+                f"Custom key store {store.custom_key_store_id} still has KMS keys. Schedule "
+                "their deletion and wait until they are deleted before deleting the store."
+            )
         tx.delete_custom_key_store(store.custom_key_store_id)
     return {}
 

@@ -33,11 +33,14 @@ from openkms.errors import (
     IncorrectKeyException,
     InvalidCiphertextException,
     InvalidKeyUsageException,
+    KMSInternalException,
+    KMSInvalidStateException,
     UnknownOperationException,
     UnsupportedOperationException,
 )
 from openkms.iam.principal import Principal
 from openkms.keystore import UnsupportedByKeyStore
+from openkms.keystore.token_keys import StoreNotConnected, TokenUnreachable
 from openkms.model import ServiceModel, validate_input
 from openkms.ops.aliases import stored_aliases_reader
 from openkms.ops.context import RequestContext, Services
@@ -188,6 +191,16 @@ class Dispatcher:
             return result
         except UnsupportedByKeyStore as error:
             raise UnsupportedOperationException(str(error)) from None
+        except StoreNotConnected:
+            # Disconnected on another process or node after this one loaded the key (the
+            # change feed's bound): as AWS answers for a key in a disconnected store.
+            used = facts.resources[0][1] if facts.resources else "The KMS key"
+            raise KMSInvalidStateException(f"{used} is unavailable.") from None
+        except TokenUnreachable as failure:
+            raise KMSInternalException(
+                "The custom key store's PKCS#11 token could not be used "
+                f"({failure.code}). Try the request again."
+            ) from None
         except StorageUnavailable:
             raise DependencyTimeoutException(
                 "The request could not be completed because the key store's database did "

@@ -9,15 +9,28 @@ that long (see docs/architecture.md).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from openkms.domain.key_states import KeyState
 from openkms.storage import Database, KeyRecord, MaterialRecord
 from openkms.storage.changes import AliasChanged, Change, EverythingChanged, KeyChanged
+from openkms.storage.records import CustomKeyStoreRecord
 from openkms.timed_lru import TimedLru
 
 # Unknown keys and aliases are remembered only briefly: one made on another node appears soon.
 _MISS_SECONDS = 1.0
+
+
+def as_seen_with_store(record: KeyRecord, store: CustomKeyStoreRecord | None) -> KeyRecord:
+    """A key in a custom key store is Unavailable while its store is not connected (AWS);
+    the state it keeps underneath (Enabled or Disabled) returns when the store connects. The
+    store's connection changes log a change of each of its keys, so caches reload them."""
+    connected = store is not None and store.connection_state == "CONNECTED"
+    if connected or record.key_state not in (KeyState.ENABLED, KeyState.DISABLED):
+        return record
+    return dataclasses.replace(record, key_state=KeyState.UNAVAILABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,9 @@ class KeyDirectory:
         with self._db.transaction(readonly=True) as tx:
             record = tx.get_key(key_id)
             loaded = None
+            if record is not None and record.custom_key_store_id is not None:
+                store = tx.custom_key_store_by_id(record.custom_key_store_id)
+                record = as_seen_with_store(record, store)
             if record is not None:
                 materials = {m.version: m for m in tx.list_materials(key_id)}
                 loaded = LoadedKey(record, materials)

@@ -11,8 +11,13 @@ def handle_of(key: LoadedKey, material: MaterialRecord) -> KeyHandle:
     # Only imported material that was deleted or expired has no wrapped value, and the
     # callers check for that first (the key-state table refuses such keys).
     assert material.wrapped_material is not None
+    record = key.record
     return KeyHandle(
-        key.record.arn, material.version, material.wrapped_material, key.record.key_spec
+        record.arn,
+        material.version,
+        material.wrapped_material,
+        record.key_spec,
+        record.custom_key_store_id,
     )
 
 

@@ -27,6 +27,9 @@ def key_metadata(key: LoadedKey) -> dict[str, Any]:
         **metadata_algorithms(record.key_spec, record.key_usage),
         "MultiRegion": record.multi_region,
     }
+    if record.custom_key_store_id is not None:
+        metadata["CustomKeyStoreId"] = record.custom_key_store_id
+        metadata["CloudHsmClusterId"] = record.cloud_hsm_cluster_id
     if record.deletion_date is not None:
         # PendingDeletionWindowInDays is for a multi-Region primary pending replica deletion.
         metadata["DeletionDate"] = record.deletion_date

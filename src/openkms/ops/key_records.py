@@ -15,6 +15,7 @@ from openkms.domain.key_states import KeyState
 from openkms.ops.arns import key_arn
 from openkms.ops.context import Services
 from openkms.storage import KeyRecord, MaterialRecord
+from openkms.storage.records import CustomKeyStoreRecord
 
 
 def new_key_records(
@@ -34,14 +35,48 @@ def new_key_records(
     """An Enabled key with fresh material (version 1); a rotation period schedules the first
     automatic rotation a period from ``now``. A key for imported material (Origin EXTERNAL)
     has none until its first import: PendingImport, no current version (0), no material."""
+    record = new_key_record(
+        services,
+        account_id,
+        region,
+        now,
+        description=description,
+        key_usage=key_usage,
+        key_spec=key_spec,
+        origin=origin,
+        policy=policy,
+        key_manager=key_manager,
+        rotation_period_days=rotation_period_days,
+    )
+    if origin == "EXTERNAL":
+        return record, None
+    opaque = services.keystore.generate(key_spec, record.arn, 1)
+    return record, first_material(record, opaque, now)
+
+
+def new_key_record(
+    services: Services,
+    account_id: str,
+    region: str,
+    now: dt.datetime,
+    *,
+    description: str,
+    key_usage: str,
+    key_spec: str,
+    origin: str,
+    policy: str,
+    key_manager: str = "CUSTOMER",
+    rotation_period_days: int | None = None,
+    custom_key_store: CustomKeyStoreRecord | None = None,
+) -> KeyRecord:
+    """The key's record alone (its material is made once nothing can refuse the key)."""
     external = origin == "EXTERNAL"
     key_id = str(uuid.uuid4())
-    arn = key_arn(services.partition, region, account_id, key_id)
-    record = KeyRecord(
+    return KeyRecord(
         key_id=key_id,
         account_id=account_id,
         region=region,
-        arn=arn,
+        arn=key_arn(services.partition, region, account_id, key_id),
         description=description,
         key_usage=key_usage,
         key_spec=key_spec,
@@ -56,14 +91,17 @@ def new_key_records(
         next_rotation_date=(
             None if rotation_period_days is None else now + dt.timedelta(days=rotation_period_days)
         ),
+        custom_key_store_id=custom_key_store.custom_key_store_id if custom_key_store else None,
+        cloud_hsm_cluster_id=custom_key_store.cluster_id if custom_key_store else None,
     )
-    if external:
-        return record, None
-    material = MaterialRecord(
-        key_id=key_id,
+
+
+def first_material(record: KeyRecord, opaque: bytes, now: dt.datetime) -> MaterialRecord:
+    """Version 1 of a key's material, whose handle's opaque bytes the key store gave."""
+    return MaterialRecord(
+        key_id=record.key_id,
         version=1,
         material_id=secrets.token_hex(32),
-        wrapped_material=services.keystore.generate(key_spec, arn, 1),
+        wrapped_material=opaque,
         created_at=now,
     )
-    return record, material

@@ -3,6 +3,7 @@ UpdateKeyDescription."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from openkms.authz.lockout import check_no_lockout
@@ -17,13 +18,14 @@ from openkms.errors import (
 )
 from openkms.iam.principal_names import check_policy_principals
 from openkms.ops.context import Services
-from openkms.ops.custom_key_stores import refuse_keys_in_store
+from openkms.ops.custom_key_stores import store_for_new_key
 from openkms.ops.declaration import Call, handles
 from openkms.ops.default_policy import default_key_policy
 from openkms.ops.key_directory import LoadedKey
+from openkms.ops.key_handles import handle_of
 from openkms.ops.key_metadata import key_metadata
 from openkms.ops.key_policies import lockout_request
-from openkms.ops.key_records import new_key_records
+from openkms.ops.key_records import first_material, new_key_record
 from openkms.ops.pagination import decode_marker, encode_marker
 from openkms.ops.resolution import is_key_id
 from openkms.ops.tags import check_new_tags, store_tags
@@ -54,9 +56,10 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
     key_usage = req.get("KeyUsage", KeyUsage.ENCRYPT_DECRYPT)
     if key_usage not in spec.usages:
         raise ValidationException(f"KeyUsage {key_usage} is not compatible with KeySpec {key_spec}")
-    if "CustomKeyStoreId" in req:
-        refuse_keys_in_store(services, call, "CreateKey")
-    if origin not in ("AWS_KMS", "EXTERNAL"):
+    store = None
+    if "CustomKeyStoreId" in req or origin == "AWS_CLOUDHSM":
+        store = store_for_new_key(services, call, str(key_spec), str(key_usage), origin)
+    elif origin not in ("AWS_KMS", "EXTERNAL"):
         raise UnsupportedOperationException(
             f"Origin {origin} is not supported by this openkms server yet."
         )
@@ -77,33 +80,49 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
         check_policy_principals(services.db, check_key_policy(req["Policy"]))
     tags = check_new_tags(req.get("Tags", []))
 
-    record, material = new_key_records(
+    now = services.clock.now()
+    record = new_key_record(
         services,
         ctx.account_id,
         ctx.region,
-        services.clock.now(),
+        now,
         description=req.get("Description", ""),
         key_usage=str(key_usage),
         key_spec=str(key_spec),
         origin=origin,
         policy=req.get("Policy") or default_key_policy(services.partition, ctx.account_id),
+        custom_key_store=store,
     )
-    materials = {material.version: material} if material is not None else {}
     if "Policy" in req:
         # Decided on the key as it will be: its ARN, spec and usage are condition keys.
-        made = LoadedKey(record, materials)
         assert services.authorizer is not None  # the runtime always gives one
         requested_tags = dict(tags)
         check_no_lockout(
             services.authorizer,
-            lockout_request(services, ctx, made, req, lambda: requested_tags),
+            lockout_request(services, ctx, LoadedKey(record, {}), req, lambda: requested_tags),
             req["Policy"],
         )
-    with services.db.transaction() as tx:
-        tx.insert_key(record)
-        for stored in materials.values():
-            tx.insert_material(stored)
-        store_tags(tx, record.key_id, tags)
+    # Made last, once nothing else can refuse the key: in a token, making it is a change.
+    materials = {}
+    if origin != "EXTERNAL":
+        if store is None:
+            opaque = services.keystore.generate(record.key_spec, record.arn, 1)
+        else:
+            assert services.tokens is not None  # the runtime always gives one
+            opaque = services.tokens.generate(store.custom_key_store_id, record.arn, 1)
+        materials[1] = first_material(record, opaque, now)
+    try:
+        with services.db.transaction() as tx:
+            tx.insert_key(record)
+            for stored in materials.values():
+                tx.insert_material(stored)
+            store_tags(tx, record.key_id, tags)
+    except BaseException:
+        if store is not None and 1 in materials:
+            # Not left behind in the token for a key that does not exist.
+            with contextlib.suppress(Exception):
+                services.keystore.discard(handle_of(LoadedKey(record, materials), materials[1]))
+        raise
     return {"KeyMetadata": key_metadata(LoadedKey(record, materials))}
 
 

@@ -18,6 +18,7 @@ from pkcs11.exceptions import NoSuchKey, PKCS11Error
 from pkcs11.mechanisms import GCMParams
 
 from openkms.crypto.integrity import IntegrityError
+from openkms.keystore.token_login import TOKEN_CALLS
 from openkms.seal.seal_config import Pkcs11Location
 
 _NONCE = 12
@@ -89,9 +90,13 @@ class Pkcs11Seal:
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(_NONCE)
-        sealed = self._key.encrypt(
-            plaintext, mechanism=Mechanism.AES_GCM, mechanism_param=GCMParams(nonce, aad, _TAG_BITS)
-        )
+        # One call into the library at a time in a process (keystore.token_login).
+        with TOKEN_CALLS:
+            sealed = self._key.encrypt(
+                plaintext,
+                mechanism=Mechanism.AES_GCM,
+                mechanism_param=GCMParams(nonce, aad, _TAG_BITS),
+            )
         return bytes([_FORMAT]) + nonce + bytes(sealed)
 
     def open(self, sealed: bytes, aad: bytes) -> bytes:
@@ -99,16 +104,17 @@ class Pkcs11Seal:
             raise IntegrityError()
         nonce = sealed[1 : 1 + _NONCE]
         try:
-            return bytes(
-                self._key.decrypt(
-                    sealed[1 + _NONCE :],
-                    mechanism=Mechanism.AES_GCM,
-                    mechanism_param=GCMParams(nonce, aad, _TAG_BITS),
+            with TOKEN_CALLS:
+                return bytes(
+                    self._key.decrypt(
+                        sealed[1 + _NONCE :],
+                        mechanism=Mechanism.AES_GCM,
+                        mechanism_param=GCMParams(nonce, aad, _TAG_BITS),
+                    )
                 )
-            )
         except PKCS11Error:
             raise IntegrityError() from None
 
     def close(self) -> None:
-        with contextlib.suppress(PKCS11Error):
+        with TOKEN_CALLS, contextlib.suppress(PKCS11Error):
             self._session.close()

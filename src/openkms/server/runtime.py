@@ -34,9 +34,12 @@ from openkms.iam.sts import SecurityTokenService
 from openkms.jobs import JobRunner, LifecycleJobs
 from openkms.keystore import IntegrityError, SoftwareKeyStore
 from openkms.keystore.clusters import ClusterConfigError, clusters_from_environment
+from openkms.keystore.router import KeyStoreRouter
+from openkms.keystore.token_keys import TokenKeys
 from openkms.model import ServiceModel, load_kms_model
 from openkms.ops import DECLARATIONS, HANDLERS
 from openkms.ops.context import Services
+from openkms.ops.custom_key_stores import close_changed_stores, store_login
 from openkms.ops.dispatcher import DeclarationError, Dispatcher
 from openkms.ops.key_directory import KeyDirectory
 from openkms.ops.quotas import RequestQuotas
@@ -212,13 +215,17 @@ def build_runtime(
     sealed = isinstance(root_key, SealableRootKey) and root_key.sealed
     # A sealed store's first account was made by openkms operator init.
     credentials = first_account(config, db, root_key, clock) if first_start and not sealed else None
+    # Keys in custom key stores live in their tokens; the router sends their handles there.
+    tokens = TokenKeys(store_login(db, root_key, clusters))
+    db.add_change_listener(close_changed_stores(tokens))
     services = Services(
         db=db,
-        keystore=SoftwareKeyStore(root_key),
+        keystore=KeyStoreRouter(SoftwareKeyStore(root_key), tokens),
         clock=clock,
         keys=KeyDirectory(db, config.cache_seconds),
         root_key=root_key,
         clusters=clusters,
+        tokens=tokens,
     )
     identities = IdentityPolicies(db, config.cache_seconds)
     services.authorizer = PolicyAuthorizer(identities, GrantDirectory(db, config.cache_seconds))

@@ -43,6 +43,14 @@ class GrantsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomKeyStoreChanged:
+    """A custom key store was connected, disconnected, updated or deleted: a process holding
+    sessions on its token closes them."""
+
+    custom_key_store_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class EverythingChanged:
     """A follower fell too far behind the change log: forget everything cached."""
 
@@ -53,6 +61,7 @@ Change = (
     | AccessKeyChanged
     | IdentityChanged
     | GrantsChanged
+    | CustomKeyStoreChanged
     | EverythingChanged
 )
 ChangeListener = Callable[[Iterable[Change]], None]
@@ -72,6 +81,8 @@ def encode_change(change: Change) -> tuple[str, str]:
         return "identity", change.principal_arn
     if isinstance(change, GrantsChanged):
         return "grants", change.key_id
+    if isinstance(change, CustomKeyStoreChanged):
+        return "custom_key_store", change.custom_key_store_id
     raise ValueError("EverythingChanged is never logged")
 
 
@@ -87,4 +98,6 @@ def decode_change(kind: str, ident: str) -> Change:
         return IdentityChanged(ident)
     if kind == "grants":
         return GrantsChanged(ident)
+    if kind == "custom_key_store":
+        return CustomKeyStoreChanged(ident)
     return EverythingChanged()

@@ -27,6 +27,8 @@ class KeyRecord:
     on_demand_rotations: int = 0
     deletion_date: dt.datetime | None = None
     pending_window_days: int | None = None
+    custom_key_store_id: str | None = None
+    cloud_hsm_cluster_id: str | None = None
 
     @property
     def rotation_enabled(self) -> bool:

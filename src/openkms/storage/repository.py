@@ -15,6 +15,7 @@ from openkms.storage.changes import (
     AccessKeyChanged,
     AliasChanged,
     Change,
+    CustomKeyStoreChanged,
     GrantsChanged,
     IdentityChanged,
     KeyChanged,
@@ -823,10 +824,30 @@ class Transaction:
         self.connection.execute(
             update(table).where(table.c.custom_key_store_id == store_id).values(**values)
         )
+        self.changes.add(CustomKeyStoreChanged(store_id))
+        if "connection_state" in values:
+            # A key's state as callers see it follows its store's (Unavailable while the
+            # store is not connected): every cache of the store's keys must reload them.
+            for key_id in self.key_ids_in_custom_key_store(store_id):
+                self.changes.add(KeyChanged(key_id))
 
     def delete_custom_key_store(self, store_id: str) -> None:
         table = schema.custom_key_stores
         self.connection.execute(delete(table).where(table.c.custom_key_store_id == store_id))
+        self.changes.add(CustomKeyStoreChanged(store_id))
+
+    def key_ids_in_custom_key_store(self, store_id: str) -> list[str]:
+        """Every key made in the store, whatever its state (pending deletion included)."""
+        table = schema.kms_keys
+        query = select(table.c.key_id).where(table.c.custom_key_store_id == store_id)
+        return [row[0] for row in self.connection.execute(query)]
+
+    def custom_key_store_by_id(self, store_id: str) -> CustomKeyStoreRecord | None:
+        """A store by its id alone, for the key store's own use (a key names its store)."""
+        table = schema.custom_key_stores
+        query = select(table).where(table.c.custom_key_store_id == store_id)
+        found = self.connection.execute(query).mappings().first()
+        return CustomKeyStoreRecord(**found) if found is not None else None
 
     # -- AWS managed keys' predefined aliases ------------------------------------------
 

@@ -131,6 +131,9 @@ kms_keys = Table(
     # Set while the key is pending deletion.
     Column("deletion_date", UTCDateTime, nullable=True, index=True),
     Column("pending_window_days", Integer, nullable=True),
+    # A key in a custom key store (revision 0009): the store, and the cluster it was made in.
+    Column("custom_key_store_id", String(24), nullable=True, index=True),
+    Column("cloud_hsm_cluster_id", String(24), nullable=True),
 )
 
 key_materials = Table(
