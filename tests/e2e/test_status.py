@@ -7,14 +7,26 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.support import ACCESS_KEY_ID, ACCOUNT_ID, REGION, SECRET_ACCESS_KEY, OpenKmsServer
+from tests.e2e.test_metrics import scrape, value
+from tests.e2e.test_sealing import init_shamir, unseal
+from tests.support import (
+    ACCESS_KEY_ID,
+    ACCOUNT_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    OpenKmsServer,
+    eventually,
+)
 
 
 def _signed_healthz(server: OpenKmsServer, access_key_id: str, secret: str) -> requests.Response:
@@ -71,8 +83,8 @@ def test_the_operator_gets_the_nodes_status_as_json(server):
     assert len(head["hash"]) == 64 and head["seq"] >= 1
     assert status["jobs"]["runs"] >= 1 and status["jobs"]["last_run"]
     # Counts and states only: no key id, no account id, no secret.
-    for value in (key_id, ACCOUNT_ID, SECRET_ACCESS_KEY):
-        assert value not in result.stdout
+    for revealing in (key_id, ACCOUNT_ID, SECRET_ACCESS_KEY):
+        assert revealing not in result.stdout
 
 
 def test_openkms_status_prints_a_readable_table(server):
@@ -118,3 +130,34 @@ def test_a_caller_who_is_not_the_operator_gets_no_details(server, other_account)
     response = _signed_healthz(server, ACCESS_KEY_ID, SECRET_ACCESS_KEY)
     assert response.status_code == 200
     assert "keys_by_state" in response.json()
+
+
+@pytest.fixture
+def sealed(tmp_path: Path) -> Iterator[tuple[OpenKmsServer, list[str]]]:
+    shares = init_shamir(tmp_path / "data")
+    server = OpenKmsServer(tmp_path / "data", extra_args=["--workers", "2"]).start()
+    yield server, shares
+    server.stop()
+
+
+def test_a_sealed_node_reports_its_seal_in_metrics_and_status_once_unsealed(sealed):
+    server, shares = sealed
+    _, samples = scrape(server)
+    assert value(samples, "openkms_sealed") == 1
+    # Sealed, the node cannot check a signature (the secrets are under the seal): no details.
+    refused = _status(server)
+    assert refused.returncode == 1 and "sealed" in refused.stderr.lower()
+    assert requests.get(f"{server.endpoint}/healthz", timeout=5).json() == {"status": "ok"}
+    for share in shares[:3]:
+        assert unseal(server, share).returncode == 0
+
+    def unsealed_everywhere() -> None:
+        _, later = scrape(server)
+        assert value(later, "openkms_sealed") == 0
+
+    eventually(unsealed_everywhere)
+    result = _status(server, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    root = json.loads(result.stdout)["root_of_trust"]
+    assert root["type"] == "shamir" and root["sealed"] is False and root["generation"] >= 1
+    assert all(share not in result.stdout for share in shares)
