@@ -56,10 +56,14 @@ class OpenKmsServer:
         self.database_url = database_url
         self.extra_args = extra_args or []
         self.root_key_file = root_key_file
+        # Each server's metrics on a port of its own: tests run servers side by side, and
+        # the default (127.0.0.1:9599) would be taken by the first.
+        self.metrics_port = free_port()
         self.env = {
             "OPENKMS_ACCOUNT_ID": ACCOUNT_ID,
             "OPENKMS_ACCESS_KEY_ID": ACCESS_KEY_ID,
             "OPENKMS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+            "OPENKMS_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
             **(env or {}),
         }
         self.port = free_port()
@@ -75,6 +79,10 @@ class OpenKmsServer:
     @property
     def endpoint(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def command(self) -> list[str]:
         command = [

@@ -29,6 +29,22 @@ def _home_data_dir() -> Path:
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9599"
+
+
+class ListenAddress(click.ParamType):
+    """HOST:PORT or ``off``, checked when given (flag, environment or file)."""
+
+    name = "HOST:PORT|off"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from openkms.metrics.listener import parse_listen
+
+        try:
+            parse_listen(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return str(value).strip()
 
 
 @click.group()
@@ -152,6 +168,14 @@ def main() -> None:
     is_flag=True,
     help="Benchmarks only: answer requests without recording them in the audit trail.",
 )
+@click.option(
+    "--metrics-listen",
+    envvar="OPENKMS_METRICS_LISTEN",
+    type=ListenAddress(),
+    default=DEFAULT_METRICS_LISTEN,
+    show_default=True,
+    help="Where GET /metrics (Prometheus) is served, apart from the API; 'off' disables it.",
+)
 def serve(
     host: str,
     port: int,
@@ -172,8 +196,10 @@ def serve(
     job_interval: float,
     audit_digest_interval: float,
     no_audit_trail: bool,
+    metrics_listen: str,
 ) -> None:
     """Start the server."""
+    from openkms.metrics.listener import open_metrics
     from openkms.ops.quotas import parse_quotas
     from openkms.server.data_dir import DataDirectoryError, prepare_data_dir
     from openkms.server.listener import ListenError, bind_listener
@@ -236,13 +262,29 @@ def serve(
     except ListenError as error:
         raise click.ClickException(str(error)) from None
     try:
+        metrics = open_metrics(metrics_listen, data_dir)
+    except ListenError as error:
+        listener.close()
+        raise click.ClickException(str(error)) from None
+    try:
         runtime = build_runtime(config)
     except StartupError as error:
         listener.close()
+        if metrics is not None:
+            metrics.close()
         raise click.ClickException(str(error)) from None
+    if runtime.metrics is not None:
+        runtime.metrics.mark_started(runtime.started_at)  # the node's start, for status
     _announce(runtime, config)
+    if metrics is not None:
+        metrics.start()
+        _server_log().info("openkms: metrics on http://%s/metrics", metrics_listen)
     runtime.forget_first_secret()
-    run_server(config, runtime, log_level, listener)
+    try:
+        run_server(config, runtime, log_level, listener)
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
 def _check_permissions(loose: list[str], data_dir: Path, sealed: bool) -> None:
@@ -1064,6 +1106,28 @@ def operator_unseal(endpoint: str, reset: bool) -> None:
 def operator_status(endpoint: str) -> None:
     """Whether the server is sealed, and how many shares it has."""
     _show_status(_seal_api(endpoint, "/sys/seal-status", None, method="GET"))
+
+
+@main.command("status")
+@_endpoint_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+def status(endpoint: str, output_format: str) -> None:
+    """A running server's status: version, uptime, root of trust and seal, database, workers,
+    keys by state, audit chain head, background jobs. Signed by the operator account's root
+    user (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile, as the AWS CLI reads them)."""
+    from openkms.status_table import status_table
+
+    reply = _seal_api(endpoint, "/healthz", None, signed=True, method="GET")
+    if output_format == "json":
+        click.echo(json.dumps(reply, indent=2))
+    else:
+        click.echo(status_table(reply))
 
 
 @operator.command("seal")

@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     insert,
     select,
     text,
@@ -438,6 +439,26 @@ class AuditStore:
         )
 
     # -- reading (verify, lookup, export) -------------------------------------------------
+
+    def head(self) -> dict[str, Any]:
+        """The trail's newest event (writer, sequence number, hash, time) and how many
+        writers it has: what ``openkms status`` shows of the chain, no record content."""
+        with self.engine.connect() as connection:
+            count = connection.execute(select(func.count()).select_from(writers)).scalar_one()
+            row = connection.execute(
+                select(events.c.writer_id, events.c.seq, events.c.hash, events.c.event_time)
+                .order_by(events.c.event_time.desc(), events.c.seq.desc())
+                .limit(1)
+            ).first()
+        newest = None
+        if row is not None:
+            newest = {
+                "writer_id": str(row.writer_id),
+                "seq": int(row.seq),
+                "hash": str(row.hash),
+                "event_time": row.event_time.isoformat(),
+            }
+        return {"writers": int(count), "newest_event": newest}
 
     def all_writers(self) -> list[dict[str, Any]]:
         with self.engine.connect() as connection:

@@ -40,6 +40,10 @@ class TrailApi:
         self._identities = identities
         self._clock = clock
 
+    @property
+    def store(self) -> AuditStore:
+        return self._store
+
     def call(self, call: TrailCall) -> dict[str, Any]:
         self._authorize(call)
         if call.operation == "LookupEvents":

@@ -26,8 +26,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +102,8 @@ class DurableAuditSink:
         self._available = True
         self._resync = False
         self._last_batch = 0
+        # Told how long each successful group commit took (the metrics); on the writer thread.
+        self.on_commit: Callable[[float], None] | None = None
         self._thread = threading.Thread(target=self._run, name="openkms-audit", daemon=True)
         self._thread.start()
 
@@ -108,6 +111,11 @@ class DurableAuditSink:
     def available(self) -> bool:
         """False from a failed commit until the next one succeeds."""
         return self._available
+
+    @property
+    def queue_depth(self) -> int:
+        """Events waiting to be written (queued, or held back by a failed commit)."""
+        return len(self._queue) + len(self._unwritten)
 
     @property
     def writer_id(self) -> str:
@@ -179,6 +187,7 @@ class DurableAuditSink:
         closing = final and self._chain.registered
         if not items and not (digest_due and self._chain.undigested) and not closing:
             return True
+        started = time.perf_counter()
         try:
             self._commit(items, now, digest_due, final)
         except Exception as error:  # noqa: BLE001 - any failure of the store: fail closed
@@ -195,6 +204,8 @@ class DurableAuditSink:
             if len(items) > MAX_UNWRITTEN:
                 log.error("audit trail: %d events dropped", len(items) - MAX_UNWRITTEN)
             return False
+        if self.on_commit is not None and items:
+            self.on_commit(time.perf_counter() - started)
         if not self._available:
             log.warning("audit trail available again: %d delayed events written", len(items))
         self._available = True

@@ -7,6 +7,7 @@ the next tick; nothing it did is half-done, since each step is one transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
@@ -23,8 +24,16 @@ class JobRunner:
         jobs: LifecycleJobs,
         interval: float = 1.0,
         paused: Callable[[], bool] = lambda: False,
+        now: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.jobs = jobs
+        # What the metrics and `openkms status` report: passes of this process's loop (only
+        # its thread writes them), timed by the injected clock.
+        self.runs = 0
+        self.failures = 0
+        self.last_run: dt.datetime | None = None
+        self.last_failure: dt.datetime | None = None
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))
         # True while the service is sealed: no job can wrap or unwrap then.
         self._paused = paused
         self._interval = interval
@@ -54,9 +63,20 @@ class JobRunner:
             try:
                 self.jobs.run_once()
             except StorageError as error:
+                self._failed()
                 # The type only: a driver's message can quote the statement's parameters.
                 log.warning(
                     "lifecycle jobs: the database failed (%s); retrying", type(error).__name__
                 )
             except Exception:
+                self._failed()
                 log.exception("lifecycle jobs: a pass failed; retrying")
+            self.runs += 1
+            self.last_run = self._now()
+
+    def stats(self) -> tuple[int, int, dt.datetime | None, dt.datetime | None]:
+        return self.runs, self.failures, self.last_run, self.last_failure
+
+    def _failed(self) -> None:
+        self.failures += 1
+        self.last_failure = self._now()

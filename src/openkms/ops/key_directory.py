@@ -49,6 +49,10 @@ class KeyDirectory:
         self._ttl = ttl_seconds
         self._keys: TimedLru[str, LoadedKey | None] = TimedLru(max_entries)
         self._aliases: TimedLru[tuple[str, str, str], str | None] = TimedLru(max_entries)
+        # Look-ups answered from the cache and from the database, for the metrics (plain
+        # integers: the hot path pays an addition; a rare lost update under threads is fine).
+        self.hits = 0
+        self.misses = 0
         db.add_change_listener(self.changed)
 
     def changed(self, changes: Iterable[Change]) -> None:
@@ -64,7 +68,9 @@ class KeyDirectory:
     def get(self, key_id: str) -> LoadedKey | None:
         found, cached = self._keys.get(key_id)
         if found:
+            self.hits += 1
             return cached
+        self.misses += 1
         epoch = self._keys.epoch()
         with self._db.transaction(readonly=True) as tx:
             record = tx.get_key(key_id)
@@ -83,7 +89,9 @@ class KeyDirectory:
         cache_key = (account_id, region, alias_name)
         found, cached = self._aliases.get(cache_key)
         if found:
+            self.hits += 1
             return cached
+        self.misses += 1
         epoch = self._aliases.epoch()
         with self._db.transaction(readonly=True) as tx:
             alias = tx.get_alias(account_id, region, alias_name)

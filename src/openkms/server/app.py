@@ -49,6 +49,7 @@ from openkms.server.endpoints import (
     KmsEndpoint,
     StsEndpoint,
 )
+from openkms.server.health import HealthDetails
 from openkms.server.runtime import Runtime
 from openkms.server.sys_api import SysApi
 from openkms.storage.blocking import WouldBlock, forbid_blocking
@@ -117,6 +118,9 @@ class OpenKmsApp:
         self._seal_api_calls = TokenBuckets(max_keys=10_000)
         seal = runtime.seal
         self._sys = SysApi(seal, runtime.authenticator, runtime.services.db) if seal else None
+        self._health = HealthDetails(runtime)
+        # Once per request, where its log line is made (openkms.metrics.recorder).
+        self._record = runtime.metrics.request if runtime.metrics is not None else _no_metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -133,7 +137,10 @@ class OpenKmsApp:
                 # GET and HEAD too: they never run an operation.
                 await _respond(send, 405, _UNKNOWN_OPERATION, _JSON, _new_request_id())
         elif path == "/healthz" and method in ("GET", "HEAD"):
-            await _respond(send, 200, _HEALTHY, b"application/json", None)
+            if _header(scope["headers"], b"authorization") is None:
+                await _respond(send, 200, _HEALTHY, b"application/json", None)
+            else:
+                await self._health_details(scope, send)
         elif path.startswith("/sys/") and self._sys is not None:
             await self._seal_api(scope, receive, send)
         else:
@@ -145,8 +152,10 @@ class OpenKmsApp:
             if message["type"] == "lifespan.startup":
                 self.runtime.changes.start()
                 self.runtime.jobs.start()
+                self.runtime.start_metrics()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.runtime.stop_metrics()
                 self.runtime.jobs.stop()
                 self.runtime.changes.stop()
                 self._executor.shutdown(wait=True)
@@ -206,7 +215,9 @@ class OpenKmsApp:
             answer = endpoint.too_large(request_id)
         except ClientDisconnect:
             # The client went away mid-body: nobody is left to answer, and it is not our fault.
-            runtime.audit.submit(facts.outcome(400, "ClientDisconnected"), wait=False)
+            gone = facts.outcome(400, "ClientDisconnected")
+            self._record(gone)
+            runtime.audit.submit(gone, wait=False)
             return
         except Exception:
             # The traceback names code, not data: no request values are in it.
@@ -216,6 +227,7 @@ class OpenKmsApp:
         finally:
             self._bodies.give_back(held[0])
         event = facts.outcome(answer.status, error_code or answer.error_code, error_message)
+        self._record(event)
         if sealed_refusal:
             # Nothing ran, and the trail's signing key is under the seal: the refusal goes to
             # the request log only (as Vault's audit devices open only once it is unsealed).
@@ -265,6 +277,15 @@ class OpenKmsApp:
         log.info("seal API %s %s: %d", scope["method"], scope["path"], status)
         await _respond(send, status, json.dumps(reply).encode(), _JSON, request_id)
 
+    async def _health_details(self, scope: Scope, send: Send) -> None:
+        """The operator's /healthz: the node's status (openkms.server.health)."""
+        request_id = _new_request_id()
+        status, reply = await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(self._health.handle, _signed_request(scope, b""))
+        )
+        log.info("operator status (GET /healthz, signed): %d", status)
+        await _respond(send, status, json.dumps(reply).encode(), _JSON, request_id)
+
     async def _follow_seal(self, endpoint: Endpoint) -> None:
         """Apply a seal or unseal another worker did; refuse every API request while sealed."""
         seal = self.runtime.seal
@@ -302,6 +323,10 @@ class OpenKmsApp:
         return await loop.run_in_executor(
             self._executor, functools.partial(endpoint.handle, signed, facts)
         )
+
+
+def _no_metrics(_event: object) -> None:
+    pass
 
 
 def create_app(runtime: Runtime) -> OpenKmsApp:

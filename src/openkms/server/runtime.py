@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from openkms.audit import AuditSink, LogAuditSink
@@ -36,6 +37,8 @@ from openkms.keystore import IntegrityError, SoftwareKeyStore
 from openkms.keystore.clusters import ClusterConfigError, clusters_from_environment
 from openkms.keystore.router import KeyStoreRouter
 from openkms.keystore.token_keys import TokenKeys
+from openkms.metrics import directory as metrics_directory
+from openkms.metrics.recorder import Metrics, Sources
 from openkms.model import ServiceModel, load_kms_model
 from openkms.ops import DECLARATIONS, HANDLERS
 from openkms.ops.context import Services
@@ -99,6 +102,28 @@ class Runtime:
     seal: SealControl | None = None
     # CloudTrail's LookupEvents and ListPublicKeys on the trail; None with the trail off.
     trail_api: TrailApi | None = None
+    # This process's metrics (openkms.metrics); written to the start's multiprocess
+    # directory when there is one.
+    metrics: Metrics | None = None
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    def start_metrics(self, serving: bool = True) -> None:
+        """Sample what the metrics report off the request path (a thread)."""
+        if self.metrics is None:
+            return
+        audit, db, keys, seal = self.audit, self.services.db, self.services.keys, self.seal
+        sources = Sources(
+            audit_queue_depth=lambda: int(getattr(audit, "queue_depth", 0)),
+            pool_in_use=db.pool_in_use,
+            sealed=lambda: seal is not None and seal.sealed,
+            jobs=self.jobs.stats,
+            cache=lambda: (keys.hits, keys.misses),
+        )
+        self.metrics.start(sources, self.started_at, serving)
+
+    def stop_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.stop()
 
     def close(self) -> None:
         """Release what the runtime holds: the jobs, the change feed, the log, the database."""
@@ -263,7 +288,10 @@ def build_runtime(
         return isinstance(root_key, SealableRootKey) and root_key.sealed
 
     jobs = JobRunner(
-        LifecycleJobs(db, services.keystore, clock, audit), config.job_interval_seconds, sealed_now
+        LifecycleJobs(db, services.keystore, clock, audit),
+        config.job_interval_seconds,
+        sealed_now,
+        clock.now,
     )
     runtime = Runtime(
         config,
@@ -279,12 +307,26 @@ def build_runtime(
         IamAdministration(db, root_key, clock, identities),
         seal,
     )
+    runtime.started_at = clock.now()
+    runtime.metrics = _metrics()
+    if isinstance(audit, DurableAuditSink):
+        audit.on_commit = runtime.metrics.audit_written
     if config.audit_trail:
         runtime.trail_api = TrailApi(open_audit_store(config), identities, clock)
         services.key_usage = KeyUsage(open_audit_store(config), model)
     if seal is not None:
         seal.refresh()
     return runtime
+
+
+def _metrics() -> Metrics:
+    # In multiprocess mode values live in the start's directory, not in a registry; without
+    # one (a test's in-process runtime) they stay in a registry of their own.
+    if metrics_directory.current() is not None:
+        return Metrics()
+    from prometheus_client import CollectorRegistry
+
+    return Metrics(CollectorRegistry())
 
 
 def _seal_control(

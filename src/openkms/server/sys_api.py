@@ -18,15 +18,15 @@ from typing import Any
 
 from openkms.auth.authenticator import Authenticator
 from openkms.auth.sigv4 import SignedRequest
-from openkms.errors import AccessDeniedException, KmsError
+from openkms.errors import KmsError
 from openkms.seal.operator import SealError
 from openkms.seal.pkcs11_seal import TokenError
 from openkms.seal.shamir import BadShare
+from openkms.server.operator_auth import require_operator
 from openkms.server.seal_control import SealControl
 from openkms.storage import Database
 
 log = logging.getLogger(__name__)
-_FIRST_ACCOUNT = "first-account"
 Reply = tuple[int, dict[str, Any]]
 
 
@@ -68,17 +68,12 @@ class SysApi:
             return _error(500, "InternalFailure", "the seal API failed; see the server log")
 
     def _operator(self, signed: SignedRequest) -> None:
-        principal = self._authenticator.authenticate(signed, "kms").principal
-        with self._db.transaction() as tx:
-            first = tx.get_setting(_FIRST_ACCOUNT)
-        if (
-            first is None
-            or principal.temporary
-            or principal.arn != f"arn:aws:iam::{first.decode()}:root"
-        ):
-            raise AccessDeniedException(
-                "only the root user of the operator account may seal or rotate the root key"
-            )
+        require_operator(
+            self._authenticator,
+            self._db,
+            signed,
+            "only the root user of the operator account may seal or rotate the root key",
+        )
 
 
 def _json(body: bytes) -> dict[str, Any]:

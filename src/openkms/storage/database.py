@@ -105,6 +105,11 @@ class Database:
             for sequence_listener in self._sequence_listeners:
                 sequence_listener(*sequence)
 
+    def pool_in_use(self) -> int:
+        """Connections checked out of the pool now (the metrics)."""
+        checked_out = getattr(self.engine.pool, "checkedout", None)
+        return int(checked_out()) if checked_out is not None else 0
+
     def dispose(self) -> None:
         self.engine.dispose()
 

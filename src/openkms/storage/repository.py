@@ -494,6 +494,14 @@ class Transaction:
         )
         return None if row is None else KeyRecord(**row)
 
+    def count_keys_by_state(self) -> dict[str, int]:
+        """How many keys of every account are in each state (the operator's status)."""
+        table = schema.kms_keys
+        rows = self.connection.execute(
+            select(table.c.key_state, func.count()).group_by(table.c.key_state)
+        ).all()
+        return {str(state): int(count) for state, count in rows}
+
     def list_keys(
         self, account_id: str, region: str, after_key_id: str | None, limit: int
     ) -> list[KeyRecord]:
