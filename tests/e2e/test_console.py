@@ -6,6 +6,7 @@ expired or signed-out session)."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from tests.e2e.console_browser import chromium, csrf_token, sign_in
 from tests.e2e.kms_management import new_key
-from tests.support import ACCOUNT_ID, OpenKmsServer, time_travel
+from tests.support import ACCOUNT_ID, OpenKmsServer, eventually, time_travel
 
 ROOT = f"arn:aws:iam::{ACCOUNT_ID}:root"
 SIGN_IN_FAILED = "Sign-in failed: the access key ID or the secret access key is wrong."
@@ -58,6 +59,7 @@ def test_sign_in_create_a_key_edit_its_policy_and_see_the_audit_event(server, km
     assert metadata["KeyId"] == key_id
     assert metadata["Description"] == "made in the <console> & kept"  # escaped, not mangled
     assert page.inner_text("#key-description") == "made in the <console> & kept"
+    assert page.locator("console").count() == 0  # text, never markup
     assert page.inner_text("#key-state") == "Enabled"
     assert alias in page.inner_text("#aliases")
 
@@ -89,6 +91,10 @@ def test_sign_in_create_a_key_edit_its_policy_and_see_the_audit_event(server, km
     event = page.locator("tr.event[data-event-name='PutKeyPolicy']")
     assert event.count() == 1
     assert ROOT in event.inner_text() and "127.0.0.1" in event.inner_text()
+    # The page's own reads are audited too, listed on asking.
+    assert page.locator("tr.event[data-event-name='GetKeyPolicy']").count() == 0
+    page.click("text=Show reads too")
+    assert page.locator("tr.event[data-event-name='GetKeyPolicy']").count() >= 1
 
 
 def test_key_actions_change_the_key_as_the_api_sees_it(server, kms, page):
@@ -130,6 +136,15 @@ def test_a_wrong_secret_gets_a_clear_message_and_no_session(server, page):
     assert [c for c in page.context.cookies() if c["name"] == "openkms_console"] == []
     page.goto(f"{server.endpoint}/console/keys")
     assert "/console/sign-in" in page.url
+
+
+def test_rapid_sign_in_attempts_are_throttled(server, page):
+    form = {"AccessKeyId": "FOOBARKEY", "SecretAccessKey": "guess", "Region": "us-east-1"}
+    statuses = [
+        page.request.post(f"{server.endpoint}/console/sign-in", form=form).status for _ in range(12)
+    ]
+    assert statuses[0] == 401 and 429 in statuses
+    time.sleep(1.5)  # the bucket refills: the next test's sign-in is not refused
 
 
 def test_a_user_without_permission_sees_access_denied_and_changes_nothing(server, kms, page):
@@ -219,6 +234,24 @@ def test_sign_out_ends_the_session_even_for_a_copied_cookie(server, page):
     page.context.add_cookies([copied])
     page.goto(f"{server.endpoint}/console/keys")
     assert "/console/sign-in" in page.url
+
+
+def test_a_deactivated_access_key_ends_its_console_session(server, page):
+    user = server.create_user(ACCOUNT_ID, f"console-{uuid.uuid4().hex[:8]}")
+    sign_in(page, server, user["AccessKeyId"], user["SecretAccessKey"])
+    assert user["Arn"] in page.inner_text("#signed-in-as")
+    server.admin(
+        "update-access-key", "--account-id", ACCOUNT_ID,
+        "--access-key-id", user["AccessKeyId"], "--status", "Inactive",
+    )  # fmt: skip
+
+    def signed_out() -> None:
+        page.goto(f"{server.endpoint}/console/keys")
+        assert "/console/sign-in" in page.url
+
+    eventually(signed_out)
+    sign_in(page, server, user["AccessKeyId"], user["SecretAccessKey"])
+    assert page.inner_text("#sign-in-error") == SIGN_IN_FAILED
 
 
 def test_the_session_cookie_is_httponly_strict_and_short_lived(server, page):

@@ -48,15 +48,20 @@ from openkms.errors import KmsError, ThrottlingException
 from openkms.iam.principal import Principal
 from openkms.server.endpoints import loggable_name
 from openkms.server.runtime import Runtime
+from openkms.token_buckets import TokenBuckets
 
 log = logging.getLogger("openkms.console")
 
 PREFIX = "/console"
 SIGN_IN_FAILED = "Sign-in failed: the access key ID or the secret access key is wrong."
+TOO_MANY_SIGN_INS = "Too many sign-in attempts from this address. Wait a moment and retry."
 BAD_CSRF = (
     "This form's security token is missing or does not match your session, so nothing was "
     "done. Reload the page and try again."
 )
+# Sign-in attempts per source address and worker process: a person signs in now and then; a
+# secret guesser gets a few a second (the secrets are 40 random characters anyway).
+SIGN_INS_PER_SECOND = 5.0
 _CSS = resources.files("openkms.console").joinpath("static/console.css").read_bytes()
 
 
@@ -79,6 +84,7 @@ class ConsoleApp:
             runtime.dispatcher, runtime.audit, executor, follow_seal, runtime.trail_api
         )
         self._sign_outs = SignOuts(runtime.services.db)
+        self._sign_ins = TokenBuckets(max_keys=10_000)
         self._templates = Templates()
         regions = sorted(runtime.config.regions)
         self._default_region = regions[0] if regions else "us-east-1"
@@ -190,6 +196,9 @@ class ConsoleApp:
             message = f"This server does not serve the region {region}."
             await self._sign_in_page(send, 400, request, message)
             return
+        if not self._sign_ins.take((request.source_address or "-",), SIGN_INS_PER_SECOND):
+            await self._sign_in_page(send, 429, request, TOO_MANY_SIGN_INS)
+            return
         try:
             principal = await asyncio.get_running_loop().run_in_executor(
                 self._executor,
@@ -199,7 +208,7 @@ class ConsoleApp:
                 request.source_address,
             )
         except ThrottlingException:
-            await self._sign_in_page(send, 429, request, "Too many sign-in attempts. Wait.")
+            await self._sign_in_page(send, 429, request, TOO_MANY_SIGN_INS)
             return
         # The access key id only (made fit for a log line), never the secret.
         name = loggable_name(access_key_id)
