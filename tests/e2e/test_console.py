@@ -202,8 +202,27 @@ def test_a_missing_or_forged_csrf_token_is_refused_and_changes_nothing(server, k
     )
     page.goto("http://attacker.example/")
     page.click("#go")
-    page.wait_for_url("**/console/sign-in**")
+    page.wait_for_load_state()
+    assert "sent from another site" in page.inner_text("#error-message")
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_another_sites_page_cannot_sign_a_browser_in(server, page):
+    login = (
+        f'<form method="post" action="{server.endpoint}/console/sign-in">'
+        '<input name="AccessKeyId" value="FOOBARKEY">'
+        '<input name="SecretAccessKey" value="FOOBARSECRET">'
+        '<button id="go">go</button></form>'
+    )
+    page.route(
+        "http://attacker.example/",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=login),
+    )
+    page.goto("http://attacker.example/")
+    page.click("#go")
+    page.wait_for_load_state()
+    assert "sent from another site" in page.inner_text("#error-message")
+    assert [c for c in page.context.cookies() if c["name"] == "openkms_console"] == []
 
 
 def test_an_expired_session_must_sign_in_again(server, kms, page):

@@ -55,6 +55,7 @@ log = logging.getLogger("openkms.console")
 PREFIX = "/console"
 SIGN_IN_FAILED = "Sign-in failed: the access key ID or the secret access key is wrong."
 TOO_MANY_SIGN_INS = "Too many sign-in attempts from this address. Wait a moment and retry."
+CROSS_ORIGIN = "This form was sent from another site's page, so nothing was done."
 BAD_CSRF = (
     "This form's security token is missing or does not match your session, so nothing was "
     "done. Reload the page and try again."
@@ -108,6 +109,12 @@ class ConsoleApp:
             return
         if path == f"{PREFIX}/static/console.css":
             await respond(send, 200, _CSS, b"text/css; charset=utf-8")
+            return
+        if method == "POST" and request.cross_origin():
+            # Another site's form: refused before anything is read, sign-in included (so no
+            # page elsewhere can sign a browser in to an account of its choosing).
+            log.warning("console: a cross-origin POST to %s refused", path)
+            await self._page(send, 403, "error.html", title="Request refused", message=CROSS_ORIGIN)
             return
         if path == f"{PREFIX}/sign-in":
             if method == "POST":

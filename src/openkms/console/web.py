@@ -26,7 +26,7 @@ _SECURITY_HEADERS = [
     ),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"cache-control", b"no-store"),
 ]
 
@@ -60,6 +60,16 @@ class Request:
     def source_address(self) -> str | None:
         client = self.scope.get("client")
         return str(client[0]) if client else None
+
+    def cross_origin(self) -> bool:
+        """Whether a browser says this request comes from a page of another origin (its
+        Origin header names one that is not this server's). No Origin (not a browser, or an
+        old one) is not cross-origin: the CSRF token still decides."""
+        origin = self.header(b"origin")
+        if origin is None:
+            return False
+        scheme = "https" if self.secure else "http"
+        return origin != f"{scheme}://{self.header(b'host') or ''}"
 
     def header(self, name: bytes) -> str | None:
         for key, value in self.scope["headers"]:
