@@ -172,6 +172,15 @@ def test_a_user_without_permission_sees_access_denied_and_changes_nothing(server
     assert answer.status == 400 and "Access denied" in answer.text()
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
     assert kms.list_keys(Limit=1000)["Keys"] == keys_before
+    # Each refusal is in the trail as the API's would be: the user, the browser, the error.
+    found = server.client("cloudtrail").lookup_events(
+        LookupAttributes=[{"AttributeKey": "Username", "AttributeValue": user["UserName"]}]
+    )["Events"]
+    records = [json.loads(event["CloudTrailEvent"]) for event in found]
+    refused = {r["eventName"] for r in records if r.get("errorCode") == "AccessDeniedException"}
+    assert {"ListKeys", "DescribeKey", "CreateKey", "DisableKey"} <= refused
+    assert all(r["userIdentity"]["arn"] == user["Arn"] for r in records)
+    assert all("Chrome" in r["userAgent"] for r in records)  # the browser's own
 
 
 def test_a_missing_or_forged_csrf_token_is_refused_and_changes_nothing(server, kms, page, browser):

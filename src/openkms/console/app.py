@@ -101,6 +101,10 @@ class ConsoleApp:
         except KmsError as error:
             # Sealed, audit trail unavailable: nothing was done.
             await self._error(send, error, None)
+        except Exception:
+            # The traceback names code, not data (no form value is in it).
+            log.exception("console request to %r failed unexpectedly", request.path[:200])
+            await self._page(send, 500, "error.html", title="Internal error", message="")
 
     async def _route(self, request: Request, receive: Receive, send: Send) -> None:
         path, method = request.path, request.method
@@ -113,7 +117,7 @@ class ConsoleApp:
         if method == "POST" and request.cross_origin():
             # Another site's form: refused before anything is read, sign-in included (so no
             # page elsewhere can sign a browser in to an account of its choosing).
-            log.warning("console: a cross-origin POST to %s refused", path)
+            log.warning("console: a cross-origin POST to %r refused", path[:200])
             await self._page(send, 403, "error.html", title="Request refused", message=CROSS_ORIGIN)
             return
         if path == f"{PREFIX}/sign-in":
@@ -142,7 +146,7 @@ class ConsoleApp:
         if method == "POST":
             await read_form(request, receive)
             if not session.csrf_matches(request.field("csrf")):
-                log.warning("console: a POST to %s without a valid CSRF token refused", path)
+                log.warning("console: a POST to %r without a valid CSRF token refused", path[:200])
                 await self._page(
                     send, 403, "error.html", title="Request refused", message=BAD_CSRF, **context
                 )
