@@ -183,6 +183,31 @@ def test_a_user_without_permission_sees_access_denied_and_changes_nothing(server
     assert all("Chrome" in r["userAgent"] for r in records)  # the browser's own
 
 
+def test_a_reader_sees_what_it_may_read_and_is_told_what_it_may_not(server, kms, page):
+    user = server.create_user(ACCOUNT_ID, f"reader-{uuid.uuid4().hex[:8]}")
+    reads = ["kms:ListKeys", "kms:ListAliases", "kms:DescribeKey", "kms:ListResourceTags"]
+    server.put_user_policy(
+        user,
+        "read",
+        json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": reads, "Resource": "*"}],
+            }
+        ),
+    )
+    key_id = new_key(kms, Description="readable")["KeyId"]
+    sign_in(page, server, user["AccessKeyId"], user["SecretAccessKey"])
+    assert page.locator(f"tr[data-key-id='{key_id}']").count() == 1
+    page.goto(f"{server.endpoint}/console/keys/{key_id}")
+    assert page.inner_text("#key-description") == "readable"
+    assert "No tags." in page.inner_text("#tags")
+    assert "AccessDeniedException" in page.inner_text("#policy")
+    assert page.locator("#edit-policy").count() == 0
+    assert "AccessDeniedException" in page.inner_text("#grants")
+    assert "cloudtrail:LookupEvents" in page.inner_text("#events")
+
+
 def test_a_missing_or_forged_csrf_token_is_refused_and_changes_nothing(server, kms, page, browser):
     key_id = new_key(kms)["KeyId"]
     sign_in(page, server)
