@@ -164,6 +164,14 @@ def main() -> None:
     help="Seconds between the audit trail's signed digests (each writer process's).",
 )
 @click.option(
+    "--console-session-lifetime",
+    type=click.FloatRange(min=1, max=43200),
+    default=900.0,
+    show_default=True,
+    help="Seconds a web console sign-in lasts (the server's clock decides).",
+)
+@click.option("--no-console", is_flag=True, help="Do not serve the web console at /console.")
+@click.option(
     "--no-audit-trail",
     is_flag=True,
     help="Benchmarks only: answer requests without recording them in the audit trail.",
@@ -195,6 +203,8 @@ def serve(
     request_timeout: float,
     job_interval: float,
     audit_digest_interval: float,
+    console_session_lifetime: float,
+    no_console: bool,
     no_audit_trail: bool,
     metrics_listen: str,
 ) -> None:
@@ -250,6 +260,8 @@ def serve(
         audit_trail=not no_audit_trail,
         audit_digest_seconds=audit_digest_interval,
         log_format=log_format,
+        console=not no_console,
+        console_session_seconds=console_session_lifetime,
         **config_from_environment(),  # type: ignore[arg-type]
     )
     try:

@@ -11,6 +11,7 @@ are cached by the token, its secret is not (the token itself is the wrapped secr
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -131,6 +132,27 @@ class Authenticator:
         )
         verify_signature(request, auth, signing_key)
         return Authenticated(principal, credential.region)
+
+    def verify_secret(
+        self, access_key_id: str, secret_access_key: str, source: str | None = None
+    ) -> Principal | None:
+        """The principal of a long-term access key whose secret is ``secret_access_key``
+        (the web console's sign-in), else None. The same look-up (cache, throttle, active
+        keys only) as a signed request's, and a constant-time comparison."""
+        principal, wrapped_secret = self._lookup(access_key_id, source)
+        given = secret_access_key.encode("utf-8", "surrogateescape")
+        if principal is None:
+            hmac.compare_digest(given, given)  # about as long as a real comparison
+            return None
+        secret = unwrap_secret(self._root_key, secret_label(access_key_id), wrapped_secret)
+        matches = hmac.compare_digest(secret, given)
+        del secret
+        return principal if matches else None
+
+    def principal_of(self, access_key_id: str, source: str | None = None) -> Principal | None:
+        """The principal of an active long-term access key (a console session's, looked up
+        on every request so a deactivated or deleted key ends its sessions at once)."""
+        return self._lookup(access_key_id, source)[0]
 
     def _session(self, access_key_id: str, token: str) -> Principal:
         found, cached = self._sessions.get(token)

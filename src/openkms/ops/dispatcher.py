@@ -127,7 +127,8 @@ class Dispatcher:
         facts: AuditFacts | None = None,
     ) -> dict[str, Any]:
         """One request without HTTP or SigV4 (background jobs with a service principal; the
-        in-process test tier). ``body`` is the request as JSON would carry it (blobs base64)."""
+        web console, as its signed-in principal; the in-process test tier). ``body`` is the
+        request as JSON would carry it (blobs base64)."""
         if facts is None:
             facts = AuditFacts(str(uuid.uuid4()), "kms", self.services.clock.now())
         if not self.model.has_operation(operation):
@@ -135,9 +136,16 @@ class Dispatcher:
         facts.principal, facts.region, facts.operation = principal, region, operation
         self._refuse_unbuilt(operation)
         parameters = validate_input(self.model, operation, dict(body))
-        return self.run(
-            operation, RequestContext(principal, region, facts.request_id), parameters, facts
+        # The facts' source and transport feed aws:SourceIp / aws:SecureTransport (a web
+        # console request has them; a background job has neither).
+        ctx = RequestContext(
+            principal,
+            region,
+            facts.request_id,
+            source_ip=facts.source_address,
+            secure_transport=facts.secure_transport,
         )
+        return self.run(operation, ctx, parameters, facts)
 
     def _refuse_unbuilt(self, operation: str) -> None:
         # Before validation, as before: an unbuilt operation says so whatever its input.

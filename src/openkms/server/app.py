@@ -28,6 +28,7 @@ from typing import Any
 
 from openkms.audit import AuditFacts, AuditUnavailable
 from openkms.auth.sigv4 import SignedRequest
+from openkms.console.app import ConsoleApp
 from openkms.crypto.random_pool import random_uuid
 from openkms.errors import (
     SEALED_MESSAGE,
@@ -101,7 +102,8 @@ class BodyBudget:
 
 
 class OpenKmsApp:
-    """``POST /`` (KMS and STS), ``GET /healthz``; anything else an AWS-shaped 404/405."""
+    """``POST /`` (KMS and STS), ``GET /healthz``, ``/sys/…`` (the seal API), ``/console…``
+    (the web console, ``openkms.console``); anything else an AWS-shaped 404/405."""
 
     def __init__(self, runtime: Runtime, io_threads: int = 32) -> None:
         self.runtime = runtime
@@ -121,6 +123,11 @@ class OpenKmsApp:
         self._health = HealthDetails(runtime)
         # Once per request, where its log line is made (openkms.metrics.recorder).
         self._record = runtime.metrics.request if runtime.metrics is not None else _no_metrics
+        self._console = (
+            ConsoleApp(runtime, self._executor, lambda: self._follow_seal(self._kms))
+            if runtime.config.console
+            else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -143,6 +150,8 @@ class OpenKmsApp:
                 await self._health_details(scope, send)
         elif path.startswith("/sys/") and self._sys is not None:
             await self._seal_api(scope, receive, send)
+        elif self._console is not None and (path == "/console" or path.startswith("/console/")):
+            await self._console(scope, receive, send)
         else:
             await _respond(send, 404, _UNKNOWN_OPERATION, _JSON, _new_request_id())
 

@@ -46,6 +46,9 @@ class ServerConfig:
     audit_digest_seconds: float = 60.0
     # "text" or "json" (openkms.server.log_format), for every line the server writes.
     log_format: str = "text"
+    # The web console at /console (openkms.console), and how long its sessions last.
+    console: bool = True
+    console_session_seconds: float = 900.0
 
     @property
     def tls(self) -> bool:

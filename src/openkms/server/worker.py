@@ -46,6 +46,8 @@ def worker_environment(config: ServerConfig, log_level: str) -> str:
             "audit_digest_seconds": config.audit_digest_seconds,
             "log_level": log_level,
             "log_format": config.log_format,
+            "console": config.console,
+            "console_session_seconds": config.console_session_seconds,
         }
     )
 
@@ -85,6 +87,8 @@ def create_worker_app() -> OpenKmsApp:
         audit_trail=values["audit_trail"],
         audit_digest_seconds=values["audit_digest_seconds"],
         log_format=values["log_format"],
+        console=values["console"],
+        console_session_seconds=values["console_session_seconds"],
     )
     GuardedHttpToolsProtocol.configure(config.max_connections, config.request_timeout_seconds)
     return create_app(build_runtime(config, first_start=False))
