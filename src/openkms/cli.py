@@ -177,6 +177,13 @@ def main() -> None:
     help="Benchmarks only: answer requests without recording them in the audit trail.",
 )
 @click.option(
+    "--cloudhsm-clusters",
+    envvar="OPENKMS_CLOUDHSM_CLUSTERS",
+    metavar="ID=LIBRARY:LABEL,…",
+    help="PKCS#11 tokens standing in for CloudHSM clusters, for custom key stores: "
+    "comma-separated cluster-xxxxxxxxxxx=LIBRARY_PATH:TOKEN_LABEL entries.",
+)
+@click.option(
     "--metrics-listen",
     envvar="OPENKMS_METRICS_LISTEN",
     type=ListenAddress(),
@@ -206,6 +213,7 @@ def serve(
     console_session_lifetime: float,
     no_console: bool,
     no_audit_trail: bool,
+    cloudhsm_clusters: str | None,
     metrics_listen: str,
 ) -> None:
     """Start the server."""
@@ -229,6 +237,19 @@ def serve(
         raise click.UsageError(str(error)) from None
     if (tls_cert_file is None) != (tls_key_file is None):
         raise click.UsageError("--tls-cert-file and --tls-key-file go together")
+    if cloudhsm_clusters is not None:
+        from openkms.keystore.clusters import (
+            ENVIRONMENT_VARIABLE,
+            ClusterConfigError,
+            parse_clusters,
+        )
+
+        try:
+            parse_clusters(cloudhsm_clusters)
+        except ClusterConfigError as error:
+            raise click.BadParameter(str(error), param_hint="'--cloudhsm-clusters'") from None
+        # The runtime and the spawned workers read the list from the environment.
+        os.environ[ENVIRONMENT_VARIABLE] = cloudhsm_clusters
     sealed = store_is_sealed(data_dir, database_url) if data_dir.is_dir() else False
     if not is_loopback(host) and not sealed:
         raise click.UsageError(

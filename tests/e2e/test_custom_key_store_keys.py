@@ -411,3 +411,23 @@ def test_concurrent_requests_share_each_workers_sessions(sqlite_server, tokens):
 
     with ThreadPoolExecutor(24) as pool:
         assert sorted(pool.map(round_trips, range(24))) == list(range(24))
+
+
+def test_the_clusters_can_come_from_the_config_file(tokens, tmp_path):
+    """``cloudhsm-clusters`` in the TOML file (the --cloudhsm-clusters option) configures the
+    tokens as the environment variable does."""
+    config = tmp_path / "openkms.toml"
+    config.write_text(f'cloudhsm-clusters = "{tokens["OPENKMS_CLOUDHSM_CLUSTERS"]}"\n')
+    server = OpenKmsServer(
+        tmp_path / "data",
+        env={"SOFTHSM2_CONF": tokens["SOFTHSM2_CONF"]},
+        extra_args=["--config", str(config)],
+    ).start()
+    try:
+        kms = server.client()
+        store_id = _connected_store(kms, "from-the-file", cluster=CLUSTER_B)
+        assert kms.generate_random(NumberOfBytes=4, CustomKeyStoreId=store_id)["Plaintext"]
+        kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
+        kms.delete_custom_key_store(CustomKeyStoreId=store_id)
+    finally:
+        server.stop()

@@ -160,6 +160,7 @@ def test_a_config_file_sets_options_and_flags_and_environment_win(tmp_path):
         ("insecure-http = 1\n", "must be true or false"),
         ("port = [1, 2]\n", "takes one value, not a list"),
         ("port = \n", "is not TOML"),
+        ('cloudhsm-clusters = "nonsense"\n', "Invalid value for '--cloudhsm-clusters'"),
     ],
 )
 def test_a_bad_config_file_is_refused_with_the_options_name(tmp_path, text, message):
