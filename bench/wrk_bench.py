@@ -28,6 +28,7 @@ import argparse
 import base64
 import contextlib
 import datetime as dt
+import functools
 import http.client
 import json
 import os
@@ -315,6 +316,7 @@ def http_status(url: str, context: ssl.SSLContext | None = None) -> int | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
 def openkms_serve_help() -> str:
     done = subprocess.run(
         [sys.executable, "-m", "openkms", "serve", "--help"],
@@ -374,6 +376,10 @@ def start_openkms(
         sys.executable, "-m", "openkms", "serve",
         "--port", str(port), "--data-dir", str(data_dir), *extra_args,
     ]  # fmt: skip
+    if "--metrics-listen" in openkms_serve_help():
+        # Several servers run at once here: each its own metrics port (scraped by nobody,
+        # recorded all the same).
+        command += ["--metrics-listen", f"127.0.0.1:{free_port()}"]
     context = None
     scheme = "http"
     ca_file = None
