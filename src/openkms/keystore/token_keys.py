@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import (
     EncryptedDataInvalid,
     EncryptedDataLenRange,
@@ -36,6 +36,7 @@ from openkms.crypto.random_pool import random_bytes
 from openkms.keystore.base import AssociatedData, KeyHandle
 from openkms.keystore.clusters import TokenLocation
 from openkms.keystore.message_keys import MESSAGE_NONCE_SIZE
+from openkms.keystore.token_login import SEALED_AES_KEY
 from openkms.keystore.token_sessions import PooledSession, TokenSessionPool, TokenUnreachable
 from openkms.storage.blocking import check_may_block
 
@@ -80,19 +81,6 @@ class TokenKeys:
     def generate(self, store_id: str, key_arn: str, version: int) -> bytes:
         """A new AES-256 key in the store's token for (arn, version); returns its reference."""
         object_id = secrets.token_bytes(_OBJECT_ID_BYTES)
-        template = {
-            Attribute.TOKEN: True,
-            Attribute.PRIVATE: True,
-            Attribute.SENSITIVE: True,
-            Attribute.EXTRACTABLE: False,
-            Attribute.ENCRYPT: True,
-            Attribute.DECRYPT: True,
-            Attribute.WRAP: False,
-            Attribute.UNWRAP: False,
-            Attribute.SIGN: False,
-            Attribute.VERIFY: False,
-            Attribute.DERIVE: False,
-        }
         with self._session(store_id) as pooled:
             pooled.session.generate_key(
                 KeyType.AES,
@@ -100,7 +88,7 @@ class TokenKeys:
                 id=object_id,
                 label=object_label(key_arn, version),
                 store=True,
-                template=template,
+                template=SEALED_AES_KEY,
             )
         return _REFERENCE_PREFIX + object_id
 

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pkcs11
+from pkcs11 import Attribute
 from pkcs11.exceptions import (
     NoSuchToken,
     PinIncorrect,
@@ -26,6 +27,23 @@ from openkms.keystore.clusters import TokenLocation
 # closed here holds this lock. Worker processes are separate, so a node's token still sees
 # one caller per worker.
 TOKEN_CALLS = threading.RLock()
+
+
+# How openkms makes every AES key inside a token (the seal key, keys in custom key stores):
+# its value can never be read out, not even wrapped, and it can only encrypt and decrypt.
+SEALED_AES_KEY = {
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: True,
+    Attribute.SENSITIVE: True,
+    Attribute.EXTRACTABLE: False,
+    Attribute.ENCRYPT: True,
+    Attribute.DECRYPT: True,
+    Attribute.WRAP: False,
+    Attribute.UNWRAP: False,
+    Attribute.SIGN: False,
+    Attribute.VERIFY: False,
+    Attribute.DERIVE: False,
+}
 
 
 class LoginFailed(Exception):

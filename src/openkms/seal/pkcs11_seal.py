@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pkcs11
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import NoSuchKey, PKCS11Error
 from pkcs11.mechanisms import GCMParams
 
 from openkms.crypto.integrity import IntegrityError
-from openkms.keystore.token_login import TOKEN_CALLS
+from openkms.keystore.token_login import SEALED_AES_KEY, TOKEN_CALLS
 from openkms.seal.seal_config import Pkcs11Location
 
 _NONCE = 12
@@ -78,14 +78,7 @@ class Pkcs11Seal:
             256,
             label=label,
             store=True,
-            template={
-                Attribute.SENSITIVE: True,
-                Attribute.EXTRACTABLE: False,
-                Attribute.ENCRYPT: True,
-                Attribute.DECRYPT: True,
-                Attribute.WRAP: False,
-                Attribute.UNWRAP: False,
-            },
+            template=SEALED_AES_KEY,
         )
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
