@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.e2e.audit_support import records
 from tests.e2e.cks_support import (
     CLUSTER_A,
     CLUSTER_B,
@@ -313,7 +314,19 @@ def test_deleting_a_key_destroys_its_object_in_the_token(sqlite_server, tokens):
         "InvalidCiphertextException",
     )
 
+    # A key whose store is disconnected when its window ends is deleted all the same (and
+    # its DeleteKey service event written); its object stays in the token, as AWS leaves it.
+    orphan = _key_in(kms, store_id)
+    kms.schedule_key_deletion(KeyId=orphan["KeyId"], PendingWindowInDays=7)
     kms.disconnect_custom_key_store(CustomKeyStoreId=store_id)
+    with time_travel(8 * 86400, server):
+        server.wait_for_log(f"deleted key {orphan['KeyId']}")
+    assert error_code(kms.describe_key, KeyId=orphan["KeyId"]) == "NotFoundException"
+    assert f"{_label(orphan['Arn'])} of custom key store {store_id} was left" in server.log()
+    assert _label(orphan["Arn"]) in inspector.labels()
+    deleted = [r for r in records(server) if r["eventName"] == "DeleteKey"]
+    assert {r["resources"][0]["ARN"] for r in deleted} == {key["Arn"], orphan["Arn"]}
+
     kms.delete_custom_key_store(CustomKeyStoreId=store_id)
 
 

@@ -8,6 +8,7 @@ key stores, so every other verb is the software store's alone.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from openkms.keystore.base import (
     AssociatedData,
@@ -16,7 +17,14 @@ from openkms.keystore.base import (
     UnsupportedByKeyStore,
 )
 from openkms.keystore.software import SoftwareKeyStore
-from openkms.keystore.token_keys import TokenKeys
+from openkms.keystore.token_keys import (
+    StoreNotConnected,
+    TokenKeys,
+    TokenUnreachable,
+    object_label,
+)
+
+log = logging.getLogger(__name__)
 
 
 class KeyStoreRouter:
@@ -63,9 +71,19 @@ class KeyStoreRouter:
     def discard(self, handle: KeyHandle) -> None:
         if handle.custom_key_store_id is None:
             self.software.discard(handle)
-        else:
+            return
+        try:
             self.tokens.destroy(
                 handle.custom_key_store_id, handle.key_arn, handle.version, handle.opaque
+            )
+        except (StoreNotConnected, TokenUnreachable):
+            # The key is gone all the same (AWS too leaves the material in a cluster it
+            # cannot reach); the object can be found by its label and removed by hand.
+            log.warning(
+                "key material %s of custom key store %s was left in its token: the store is "
+                "not connected",
+                object_label(handle.key_arn, handle.version),
+                handle.custom_key_store_id,
             )
 
     # -- symmetric encryption ------------------------------------------------------------
