@@ -65,8 +65,6 @@ def object_label(key_arn: str, version: int) -> str:
 
 
 class TokenKeys:
-    name = "pkcs11"
-
     def __init__(self, login: StoreLogin, sessions_per_store: int = 8) -> None:
         self._login = login
         self._sessions_per_store = sessions_per_store

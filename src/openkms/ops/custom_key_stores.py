@@ -114,12 +114,8 @@ def _not_connected(store: CustomKeyStoreRecord) -> CustomKeyStoreInvalidStateExc
 
 
 def _named_store(services: Services, call: Call) -> CustomKeyStoreRecord:
-    store_id = call.params["CustomKeyStoreId"]
     with services.db.transaction(readonly=True) as tx:
-        found = tx.get_custom_key_store(call.ctx.account_id, call.ctx.region, store_id)
-    if found is None:
-        raise CustomKeyStoreNotFoundException(f"Custom key store '{store_id}' does not exist.")
-    return found
+        return _store(tx, call)
 
 
 def connected_store(services: Services, call: Call) -> CustomKeyStoreRecord:

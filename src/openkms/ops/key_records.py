@@ -18,42 +18,6 @@ from openkms.storage import KeyRecord, MaterialRecord
 from openkms.storage.records import CustomKeyStoreRecord
 
 
-def new_key_records(
-    services: Services,
-    account_id: str,
-    region: str,
-    now: dt.datetime,
-    *,
-    description: str,
-    key_usage: str,
-    key_spec: str,
-    origin: str,
-    policy: str,
-    key_manager: str = "CUSTOMER",
-    rotation_period_days: int | None = None,
-) -> tuple[KeyRecord, MaterialRecord | None]:
-    """An Enabled key with fresh material (version 1); a rotation period schedules the first
-    automatic rotation a period from ``now``. A key for imported material (Origin EXTERNAL)
-    has none until its first import: PendingImport, no current version (0), no material."""
-    record = new_key_record(
-        services,
-        account_id,
-        region,
-        now,
-        description=description,
-        key_usage=key_usage,
-        key_spec=key_spec,
-        origin=origin,
-        policy=policy,
-        key_manager=key_manager,
-        rotation_period_days=rotation_period_days,
-    )
-    if origin == "EXTERNAL":
-        return record, None
-    opaque = services.keystore.generate(key_spec, record.arn, 1)
-    return record, first_material(record, opaque, now)
-
-
 def new_key_record(
     services: Services,
     account_id: str,

@@ -118,7 +118,7 @@ def create_key(services: Services, call: Call) -> dict[str, Any]:
                 tx.insert_material(stored)
             store_tags(tx, record.key_id, tags)
     except BaseException:
-        if store is not None and 1 in materials:
+        if store is not None:  # a key in a store always has its first material
             # Not left behind in the token for a key that does not exist.
             with contextlib.suppress(Exception):
                 services.keystore.discard(handle_of(LoadedKey(record, materials), materials[1]))

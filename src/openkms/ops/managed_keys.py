@@ -20,7 +20,7 @@ from openkms.domain.managed_keys import (
     managed_service,
 )
 from openkms.ops.context import Services
-from openkms.ops.key_records import new_key_records
+from openkms.ops.key_records import first_material, new_key_record
 from openkms.storage import AliasRecord, DuplicateEntry
 
 
@@ -38,7 +38,7 @@ def materialise_managed_key(
             if existing is not None:
                 return existing.target_key_id
             now = services.clock.now()
-            record, material = new_key_records(
+            record = new_key_record(
                 services,
                 account_id,
                 region,
@@ -51,7 +51,8 @@ def materialise_managed_key(
                 key_manager=KEY_MANAGER_AWS,
                 rotation_period_days=ROTATION_PERIOD_DAYS,
             )
-            assert material is not None  # AWS managed keys are AWS_KMS keys
+            opaque = services.keystore.generate(record.key_spec, record.arn, 1)
+            material = first_material(record, opaque, now)
             tx.insert_key(record)
             tx.insert_material(material)
             tx.insert_alias(AliasRecord(account_id, region, alias_name, record.key_id, now, now))
