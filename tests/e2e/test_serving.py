@@ -115,6 +115,22 @@ def test_start_up_work_happens_once_with_several_workers(own_server):
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
+def test_each_request_is_logged_once_by_openkms_not_by_uvicorn(own_server, workers):
+    # A worker process used to switch uvicorn's access log back on (its logging set-up ran
+    # after uvicorn's): every request was logged twice, once through Python's logging.
+    own_server.extra_args = ["--workers", workers]
+    own_server.start()
+    _wait_for_workers(own_server, int(workers))
+    kms = _fresh_connection_client(own_server)
+    request_ids = {kms.list_keys()["ResponseMetadata"]["RequestId"] for _ in range(6)}
+    _workers_that_answered(own_server, request_ids)  # waits for every request's line
+    log = own_server.log()
+    lines = [m.group(2) for m in _LOG_LINE.finditer(log) if m.group(2) in request_ids]
+    assert sorted(lines) == sorted(request_ids)  # one line each
+    assert '"POST / HTTP/1.1"' not in log, log[-2000:]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_lets_requests_in_flight_finish_and_exits_0(own_server, workers):
     own_server.extra_args = ["--workers", workers]
     own_server.start()

@@ -40,7 +40,14 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # openkms writes its own request line (audit.sink.LogAuditSink). uvicorn decides whether
+    # to write its access line by whether the logger has handlers, and a worker process
+    # calls this after uvicorn's own set-up: without this every request was logged twice,
+    # once through Python's logging, which costs a fifth of a warm Encrypt.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
