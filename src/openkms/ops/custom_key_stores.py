@@ -95,7 +95,12 @@ def _name_taken(tx: Transaction, record_account: str, region: str, name: str) ->
 
 def _store(tx: Transaction, call: Call, lock: bool = False) -> CustomKeyStoreRecord:
     store_id = call.params["CustomKeyStoreId"]
-    found = tx.get_custom_key_store(call.ctx.account_id, call.ctx.region, store_id, lock)
+    # No store's id holds NUL (they are cks- and hex), and PostgreSQL cannot compare one.
+    found = (
+        None
+        if "\x00" in store_id
+        else tx.get_custom_key_store(call.ctx.account_id, call.ctx.region, store_id, lock)
+    )
     if found is None:
         raise CustomKeyStoreNotFoundException(f"Custom key store '{store_id}' does not exist.")
     return found
