@@ -95,7 +95,17 @@ class OpenKmsServer:
             "--data-dir",
             str(self.data_dir),
         ]
-        return command + self._storage_args() + self.extra_args
+        return command + self._storage_args() + self._worker_args() + self.extra_args
+
+    def _worker_args(self) -> list[str]:
+        # One worker unless the test asks for more (or its config file says): the default is
+        # the CPU count, and every extra worker costs each start a spawned interpreter. The
+        # tests of several workers (serving, invalidation, the trail's chains) name theirs.
+        if "--workers" in self.extra_args or "--config" in self.extra_args:
+            return []
+        if "OPENKMS_WORKERS" in self.env:
+            return []
+        return ["--workers", "1"]
 
     def _storage_args(self) -> list[str]:
         args = []
