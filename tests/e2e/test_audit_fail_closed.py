@@ -68,9 +68,14 @@ def _check_trail(server: OpenKmsServer, tmp_path: Path, answered: str) -> None:
     assert report["ok"], report
 
 
-@pytest.fixture
-def sqlite_server(tmp_path: Path) -> Iterator[OpenKmsServer]:
-    server = OpenKmsServer(tmp_path / "data", extra_args=["--workers", "1"])
+# One worker writes its own trail; two send their records to the node's one writer, which
+# tells both when the trail goes down or comes back.
+WORKERS = ["1", "2"]
+
+
+@pytest.fixture(params=WORKERS)
+def sqlite_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[OpenKmsServer]:
+    server = OpenKmsServer(tmp_path / "data", extra_args=["--workers", request.param])
     yield server
     for path in server.data_dir.glob("openkms-audit.db*"):
         subprocess.run(["chattr", "-i", str(path)], check=False, capture_output=True)
@@ -132,9 +137,12 @@ def _psql(url: str, statement: str) -> None:
         connection.execute(statement)
 
 
-def test_a_postgresql_trail_taken_away_fails_closed_and_recovers(tmp_path, database_url_factory):
+@pytest.mark.parametrize("workers", WORKERS)
+def test_a_postgresql_trail_taken_away_fails_closed_and_recovers(
+    tmp_path, database_url_factory, workers
+):
     url = database_url_factory("postgresql")  # skips without PostgreSQL
-    server = OpenKmsServer(tmp_path / "data", url, ["--workers", "1"]).start()
+    server = OpenKmsServer(tmp_path / "data", url, ["--workers", workers]).start()
     try:
         key_id = server.client().create_key()["KeyMetadata"]["KeyId"]
         _psql(url, "ALTER TABLE audit_events RENAME TO audit_events_away")

@@ -40,6 +40,10 @@ class AuditSink(Protocol):
         it raises ``AuditUnavailable`` if the event could not be kept."""
         ...
 
+    def start(self) -> None:
+        """Begin on the running event loop (the server's lifespan start-up)."""
+        ...
+
     def log_only(self, event: AuditEvent) -> None:
         """The request log line of ``event``, not kept in the trail: a sealed node's refusals
         (its trail's signing key is under the seal; nothing ran)."""
@@ -76,6 +80,9 @@ class LogAuditSink:
             atexit.register(self.close)
 
     available = True
+
+    def start(self) -> None:
+        """Nothing to do: the flushing thread runs from the start."""
 
     def submit(self, event: AuditEvent, wait: bool = True) -> None:
         self.record(event)

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from openkms.audit import chain
-from openkms.audit.cloudtrail import CloudTrailRenderer
+from openkms.audit.cloudtrail import CloudTrailRenderer, RecordKeys
 from openkms.audit.events import AuditEvent
 from openkms.audit.signing import DeferredSigningKey, SigningKey
 from openkms.audit.sink import AuditUnavailable, LogAuditSink
@@ -56,12 +56,14 @@ MAX_UNWRITTEN = 100_000
 
 @dataclass
 class _Pending:
-    event: AuditEvent
+    event: AuditEvent | None  # None: rendered by a worker process (``submit_rendered``)
     future: asyncio.Future[None] | None
     loop: asyncio.AbstractEventLoop | None
     record: bytes | None = None
     keys: Any = None
     failed_answer: bool = False  # its caller was answered 500: the trail was unavailable
+    # Told (on the writer thread) whether its batch committed: a worker's frame, on its last.
+    done: Callable[[bool], None] | None = None
 
 
 @dataclass
@@ -104,6 +106,9 @@ class DurableAuditSink:
         self._last_batch = 0
         # Told how long each successful group commit took (the metrics); on the writer thread.
         self.on_commit: Callable[[float], None] | None = None
+        # Told when the trail goes down or comes back (the node's workers, node_writer); on
+        # the writer thread, before the batch's requests are released.
+        self.on_availability: Callable[[bool], None] | None = None
         self._thread = threading.Thread(target=self._run, name="openkms-audit", daemon=True)
         self._thread.start()
 
@@ -118,8 +123,16 @@ class DurableAuditSink:
         return len(self._queue) + len(self._unwritten)
 
     @property
+    def dialect(self) -> str:
+        """The trail's database: ``sqlite`` or ``postgresql``."""
+        return self._store.dialect
+
+    @property
     def writer_id(self) -> str:
         return self._chain.writer_id
+
+    def start(self) -> None:
+        """Nothing to do: the writer thread runs from the start."""
 
     def log_only(self, event: AuditEvent) -> None:
         if self._log is not None:
@@ -138,6 +151,18 @@ class DurableAuditSink:
             self._queue.append(_Pending(event, future, loop))
         self._wake.set()
         return future
+
+    def submit_rendered(
+        self, records: list[tuple[bytes, RecordKeys]], done: Callable[[bool], None]
+    ) -> None:
+        """Queue records a worker process rendered (its node's trail is written here, see
+        ``openkms.audit.node_writer``); ``done(committed)`` is called once, on the writer
+        thread, when they are committed or their commit failed. Callable from any thread."""
+        items = [_Pending(None, None, None, record, keys) for record, keys in records]
+        items[-1].done = done
+        with self._lock:
+            self._queue.extend(items)
+        self._wake.set()
 
     def close(self) -> None:
         """Write what is queued and a final digest, then stop the writer."""
@@ -193,13 +218,15 @@ class DurableAuditSink:
         except Exception as error:  # noqa: BLE001 - any failure of the store: fail closed
             if self._available:
                 log.error("audit trail unavailable (%s): refusing requests", _describe(error))
-            self._available = False
+                self._available = False
+                self._tell_availability(False)
             self._resync = True
             self._release(batch, AuditUnavailable())
             for item in batch:
                 item.failed_answer = True
-                item.future = item.loop = None
-                item.record = None  # rendered again, with what its caller was answered
+                item.future = item.loop = item.done = None
+                if item.record is not None:
+                    item.record = answered_with_internal_error(item.record)
             self._unwritten = items[-MAX_UNWRITTEN:]
             if len(items) > MAX_UNWRITTEN:
                 log.error("audit trail: %d events dropped", len(items) - MAX_UNWRITTEN)
@@ -208,7 +235,8 @@ class DurableAuditSink:
             self.on_commit(time.perf_counter() - started)
         if not self._available:
             log.warning("audit trail available again: %d delayed events written", len(items))
-        self._available = True
+            self._available = True
+            self._tell_availability(True)
         self._unwritten = []
         self._release(batch, None)
         if digest_due:
@@ -356,31 +384,32 @@ class DurableAuditSink:
         self._resync = False
 
     def _render(self, item: _Pending) -> tuple[bytes, Any]:
-        event = item.event
-        try:
-            record, keys = self._renderer.render(event)
-        except Exception:  # noqa: BLE001 - a value that cannot be rendered must not lose the event
-            # Without the caller's free text (parameters, answer, user agent, message): what
-            # is left is openkms's own, so this cannot fail again and block the trail.
-            facts = event.facts
-            facts.parameters, facts.response, facts.user_agent = {"unrenderable": True}, None, None
-            event = AuditEvent(facts, event.status, event.error_code, None)
-            record, keys = self._renderer.render(event)
+        assert item.event is not None  # a worker's records come rendered
+        record, keys = render_event(self._renderer, item.event)
         if item.failed_answer:
-            # The caller never saw this outcome: it was answered 500, the trail being down.
-            body = orjson.loads(record)
-            body["additionalEventData"] = {"answeredWith": "KMSInternalException"}
-            record = orjson.dumps(body)
+            record = answered_with_internal_error(record)
         return record, keys
+
+    def _tell_availability(self, available: bool) -> None:
+        if self.on_availability is not None:
+            try:
+                self.on_availability(available)
+            except Exception:  # noqa: BLE001 - telling must not stop the writer
+                log.exception("audit trail: telling the workers the trail's state failed")
 
     def _release(self, batch: list[_Pending], error: Exception | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for item in batch:
             if item.future is not None and item.loop is not None:
                 by_loop.setdefault(item.loop, []).append(item.future)
+            if item.done is not None:
+                try:
+                    item.done(error is None)
+                except Exception:  # a worker that went away: its connection's own concern
+                    log.exception("audit trail: telling a worker of its batch failed")
         for loop, futures in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-                loop.call_soon_threadsafe(_settle, futures, error)
+                loop.call_soon_threadsafe(settle_futures, futures, error)
 
     def _fail_all_unreleased(self) -> None:
         with self._lock:
@@ -388,7 +417,27 @@ class DurableAuditSink:
         self._release(rest, AuditUnavailable())
 
 
-def _settle(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
+def render_event(renderer: CloudTrailRenderer, event: AuditEvent) -> tuple[bytes, RecordKeys]:
+    """The event's record and look-up columns; never fails for a value a caller sent."""
+    try:
+        return renderer.render(event)
+    except Exception:  # noqa: BLE001 - a value that cannot be rendered must not lose the event
+        # Without the caller's free text (parameters, answer, user agent, message): what is
+        # left is openkms's own, so this cannot fail again and block the trail.
+        facts = event.facts
+        facts.parameters, facts.response, facts.user_agent = {"unrenderable": True}, None, None
+        return renderer.render(AuditEvent(facts, event.status, event.error_code, None))
+
+
+def answered_with_internal_error(record: bytes) -> bytes:
+    """``record`` marked with what its caller was really answered: a 500, the trail being
+    down when its event was to be written (written later, once the trail was back)."""
+    body = orjson.loads(record)
+    body["additionalEventData"] = {"answeredWith": "KMSInternalException"}
+    return orjson.dumps(body)
+
+
+def settle_futures(futures: list[asyncio.Future[None]], error: Exception | None) -> None:
     for future in futures:
         if future.done():
             continue

@@ -159,6 +159,7 @@ class OpenKmsApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.runtime.audit.start()
                 self.runtime.changes.start()
                 self.runtime.jobs.start()
                 self.runtime.start_metrics()

@@ -13,6 +13,8 @@ from openkms.audit import AuditSink, LogAuditSink
 from openkms.audit.cloudtrail import CloudTrailRenderer
 from openkms.audit.key_usage import KeyUsage
 from openkms.audit.log_files import ensure_log_file_key
+from openkms.audit.node_client import NodeTrailClient
+from openkms.audit.node_protocol import SOCKET_ENV
 from openkms.audit.signing import DeferredSigningKey, SigningKey
 from openkms.audit.store import AuditStore, audit_url
 from openkms.audit.trail_api import TrailApi
@@ -272,13 +274,13 @@ def build_runtime(
     except DeclarationError as error:
         db.dispose()
         raise StartupError(f"the operation declarations are inconsistent: {error}") from None
+    seal = _seal_control(config, db, root_key, services, authenticator, first_start)
     try:
-        audit = open_audit_sink(config, root_key, clock, model, first_start)
+        audit = open_audit_sink(config, root_key, clock, model, first_start, seal)
     except StartupError:
         db.dispose()
         raise
     changes = ChangeFollower(db, SharedSequence(config.data_dir / CHANGE_SEQUENCE_FILE))
-    seal = _seal_control(config, db, root_key, services, authenticator, first_start)
 
     def sealed_now() -> bool:
         # Also how an idle worker follows a seal: within a job interval, not at its next
@@ -363,14 +365,28 @@ def open_audit_store(config: ServerConfig, create: bool = False) -> AuditStore:
 
 
 def open_audit_sink(
-    config: ServerConfig, root_key: RootKey, clock: Clock, model: ServiceModel, first_start: bool
+    config: ServerConfig,
+    root_key: RootKey,
+    clock: Clock,
+    model: ServiceModel,
+    first_start: bool,
+    seal: SealControl | None = None,
 ) -> AuditSink:
     """The durable trail (made and migrated on a first start; opened, never made, by worker
-    processes), or only the request log when the trail is switched off."""
+    processes), or only the request log when the trail is switched off. A worker of several
+    sends its records to its node's one writer, in the supervisor, when it names one."""
     if not config.audit_trail:
         if first_start:
             log.warning("the audit trail is off (--no-audit-trail): requests are not recorded")
         return LogAuditSink(log_format=config.log_format)
+    node_writer = os.environ.get(SOCKET_ENV)
+    if node_writer and not first_start:
+        try:
+            return NodeTrailClient(
+                node_writer, CloudTrailRenderer(model), LogAuditSink(log_format=config.log_format)
+            )
+        except OSError as error:
+            raise StartupError(f"cannot reach the node's audit trail writer: {error}") from None
     try:
         store = open_audit_store(config, create=first_start)
         if first_start:
@@ -378,7 +394,7 @@ def open_audit_sink(
         key: SigningKey | DeferredSigningKey
         if isinstance(root_key, SealableRootKey) and root_key.sealed:
             # Opened once unsealed; a sealed node runs nothing and writes nothing to the trail.
-            key = DeferredSigningKey(functools.partial(_trail_key, store, root_key, clock))
+            key = DeferredSigningKey(functools.partial(_trail_key, store, root_key, clock, seal))
         elif first_start:
             key = store.ensure_signing_key(root_key, clock.now())
             ensure_log_file_key(store, root_key, clock.now())  # for export-logs' digests
@@ -398,7 +414,12 @@ def open_audit_sink(
     )
 
 
-def _trail_key(store: AuditStore, root_key: RootKey, clock: Clock) -> SigningKey:
+def _trail_key(
+    store: AuditStore, root_key: RootKey, clock: Clock, seal: SealControl | None
+) -> SigningKey:
+    if seal is not None and seal.is_behind():
+        # The supervisor's node writer: its workers were unsealed, not it.
+        seal.refresh()
     return store.ensure_signing_key(root_key, clock.now())
 
 

@@ -15,6 +15,9 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from openkms.audit.node_protocol import SOCKET_ENV
+from openkms.audit.node_writer import NodeTrailServer
+from openkms.audit.writer import DurableAuditSink
 from openkms.server.app import create_app
 from openkms.server.config import ServerConfig
 from openkms.server.protocol import GuardedHttpToolsProtocol
@@ -87,6 +90,14 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
     # The parent did the start-up work; each worker opens its own connections.
     runtime.services.db.dispose()
     os.environ[WORKER_CONFIG_ENV] = worker_environment(config, log_level)
+    trail = None
+    if isinstance(runtime.audit, DurableAuditSink) and runtime.audit.dialect == "sqlite":
+        # The node's one trail writer is this process's; the workers send it their records.
+        # SQLite's writers queue on the file's one lock, each with its own fsync: one writer
+        # commits for all. PostgreSQL commits the workers' writers side by side (and shares
+        # their WAL flushes itself): there each worker keeps its own (docs/performance.md).
+        trail = NodeTrailServer(runtime.audit)
+        os.environ[SOCKET_ENV] = trail.path
     uvicorn_config = OpenKmsUvicornConfig(
         "openkms.server.worker:create_worker_app",
         factory=True,
@@ -95,4 +106,9 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
     )
     # uvicorn's supervisor: it restarts a worker that dies, and on SIGTERM stops every worker
     # (each finishes its requests in flight) before it returns.
-    Multiprocess(uvicorn_config, sockets=[listener]).run()
+    try:
+        Multiprocess(uvicorn_config, sockets=[listener]).run()
+    finally:
+        if trail is not None:
+            trail.close()  # the workers are gone: what they sent is read, then written
+        runtime.audit.close()
