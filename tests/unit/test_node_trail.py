@@ -107,8 +107,8 @@ def test_workers_records_are_one_chain_and_a_broken_peer_is_cut_off_alone(tmp_pa
     try:
         asyncio.run(node())
     finally:
-        server.close()
         sink.close()
+        server.close()
     store = AuditStore(f"sqlite:///{tmp_path / 'trail.db'}")
     public = load_public_key(pem)
     report = verify(trail_of(store), {public_key_id(public): public})

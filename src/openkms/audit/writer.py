@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -52,6 +52,24 @@ COALESCE_SECONDS = 0.001
 IDLE_WAKE_SECONDS = 0.5
 # Events kept for a store that does not answer; beyond this the oldest are dropped (logged).
 MAX_UNWRITTEN = 100_000
+
+
+Frame = tuple[list[tuple[bytes, RecordKeys]], Callable[[bool], None]]
+
+
+class Intake(Protocol):
+    """Records that reach the writer from other processes (the node's workers,
+    ``openkms.audit.node_writer``), read by the writer thread itself: between two commits it
+    takes every frame that arrived during the first, with no thread of its own in between."""
+
+    def wait(self, timeout: float) -> None:
+        """Block until a frame arrives, ``wake`` is called, or ``timeout`` passes."""
+
+    def wake(self) -> None:
+        """Make a ``wait`` return now; callable from any thread."""
+
+    def take(self) -> list[Frame]:
+        """The frames that have arrived, without blocking: each its records and its ``done``."""
 
 
 @dataclass
@@ -100,6 +118,7 @@ class DurableAuditSink:
         self._unwritten: list[_Pending] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._intake: Intake | None = None
         self._stopping = threading.Event()
         self._available = True
         self._resync = False
@@ -109,6 +128,9 @@ class DurableAuditSink:
         # Told when the trail goes down or comes back (the node's workers, node_writer); on
         # the writer thread, before the batch's requests are released.
         self.on_availability: Callable[[bool], None] | None = None
+        # Told once a batch's ``done`` callbacks have all been called, so that the node's
+        # writer answers each worker once per commit, not once per frame; on the writer thread.
+        self.on_released: Callable[[], None] | None = None
         self._thread = threading.Thread(target=self._run, name="openkms-audit", daemon=True)
         self._thread.start()
 
@@ -149,8 +171,20 @@ class DurableAuditSink:
             future = loop.create_future()
         with self._lock:
             self._queue.append(_Pending(event, future, loop))
-        self._wake.set()
+        self._wake_writer()
         return future
+
+    def attach(self, intake: Intake) -> None:
+        """Read ``intake``'s frames on the writer thread; before any frame is sent."""
+        self._intake = intake
+        self._wake_writer()
+
+    def detach(self, intake: Intake) -> None:
+        """Stop reading ``intake`` (it is closing); the writer waits on its own again."""
+        if self._intake is intake:
+            self._intake = None
+        self._wake.set()
+        intake.wake()
 
     def submit_rendered(
         self, records: list[tuple[bytes, RecordKeys]], done: Callable[[bool], None]
@@ -158,18 +192,15 @@ class DurableAuditSink:
         """Queue records a worker process rendered (its node's trail is written here, see
         ``openkms.audit.node_writer``); ``done(committed)`` is called once, on the writer
         thread, when they are committed or their commit failed. Callable from any thread."""
-        items = [_Pending(None, None, None, record, keys) for record, keys in records]
-        items[-1].done = done
-        with self._lock:
-            self._queue.extend(items)
-        self._wake.set()
+        self._queue_frames([(records, done)])
+        self._wake_writer()
 
     def close(self) -> None:
         """Write what is queued and a final digest, then stop the writer."""
         if self._stopping.is_set():
             return
         self._stopping.set()
-        self._wake.set()
+        self._wake_writer()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         if self._log is not None:
@@ -178,11 +209,39 @@ class DurableAuditSink:
 
     # -- the writer thread ----------------------------------------------------------------
 
+    def _wake_writer(self) -> None:
+        self._wake.set()
+        intake = self._intake
+        if intake is not None:
+            intake.wake()
+
+    def _wait(self, timeout: float) -> None:
+        intake = self._intake
+        if intake is None:
+            self._wake.wait(timeout)
+        elif not self._wake.is_set():
+            intake.wait(timeout)
+        self._wake.clear()
+
+    def _take_frames(self) -> None:
+        intake = self._intake
+        if intake is not None:
+            self._queue_frames(intake.take())
+
+    def _queue_frames(self, frames: list[Frame]) -> None:
+        items: list[_Pending] = []
+        for records, done in frames:
+            items.extend(_Pending(None, None, None, record, keys) for record, keys in records)
+            items[-1].done = done
+        if items:
+            with self._lock:
+                self._queue.extend(items)
+
     def _run(self) -> None:
         while True:
-            self._wake.wait(IDLE_WAKE_SECONDS)
-            self._wake.clear()
+            self._wait(IDLE_WAKE_SECONDS)
             stopping = self._stopping.is_set()
+            self._take_frames()
             with self._lock:
                 batch, self._queue = self._queue, []
             if len(batch) < self._last_batch // 2 and not stopping:
@@ -190,6 +249,7 @@ class DurableAuditSink:
                 # the requests now being served, so one commit (an fsync) serves them too.
                 # Idle, this never waits: a lone request is committed at once.
                 self._stopping.wait(COALESCE_SECONDS)
+                self._take_frames()
                 with self._lock:
                     batch += self._queue
                     self._queue = []
@@ -197,6 +257,7 @@ class DurableAuditSink:
             if not self._write_batch(batch, final=stopping) and not stopping:
                 self._stopping.wait(RETRY_SECONDS)
             if stopping:
+                self._take_frames()
                 with self._lock:
                     rest, self._queue = self._queue, []
                 if rest or self._unwritten:
@@ -407,6 +468,11 @@ class DurableAuditSink:
                     item.done(error is None)
                 except Exception:  # a worker that went away: its connection's own concern
                     log.exception("audit trail: telling a worker of its batch failed")
+        if self.on_released is not None:
+            try:
+                self.on_released()
+            except Exception:  # noqa: BLE001 - telling must not stop the writer
+                log.exception("audit trail: answering the workers failed")
         for loop, futures in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(settle_futures, futures, error)

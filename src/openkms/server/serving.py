@@ -109,6 +109,8 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
     try:
         Multiprocess(uvicorn_config, sockets=[listener]).run()
     finally:
-        if trail is not None:
-            trail.close()  # the workers are gone: what they sent is read, then written
+        # The workers are gone: the writer reads what they sent, writes it and the final
+        # digest; then the socket goes.
         runtime.audit.close()
+        if trail is not None:
+            trail.close()
