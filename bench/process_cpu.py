@@ -4,8 +4,9 @@ Starts openkms as ``wrk_bench.py`` does, replays pre-signed Encrypt 32 B request
 for ``--seconds``, and prints the requests per second, the trail's events per group commit
 (from ``openkms_audit_write_seconds_count``) and, from ``/proc``, the CPU of every thread of
 the supervisor and the workers per request. A process's main thread is its event loop (a
-worker) or uvicorn's supervisor; the others are the trail's writer, the trail's intake, the
-request log's flusher, the jobs, the change feed and the metrics sampler.
+worker) or uvicorn's supervisor; the others are the trail's writer (the supervisor's, with
+several workers on SQLite), the request log's flusher, the jobs, the change feed and the
+metrics sampler.
 
     .venv/bin/python bench/process_cpu.py [--seconds 8] [--connections 16] -- --workers 2
 """
