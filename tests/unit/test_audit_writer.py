@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from pathlib import Path
 
 import orjson
 
+from openkms.audit.chain import EventsHash
 from openkms.audit.cloudtrail import CloudTrailRenderer
 from openkms.audit.events import AuditFacts
 from openkms.audit.export import trail_of
@@ -122,3 +124,45 @@ def test_events_of_one_second_come_back_newest_first_and_inside_whole_second_ran
     assert names(end=second - dt.timedelta(microseconds=1)) == []
     first.close()
     other.close()
+
+
+def test_a_digest_covers_the_hashes_of_every_event_since_the_last_over_many_commits(tmp_path):
+    clock = ManualClock(dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    sink, store, _ = _sink(tmp_path, clock)
+
+    async def requests(first: int, count: int) -> None:
+        waiters = [sink.submit(_facts(clock, first + i).outcome(200, None)) for i in range(count)]
+        await asyncio.gather(*(w for w in waiters if w is not None))
+
+    for batch in range(6):  # one commit each, the digest's events held across all of them
+        asyncio.run(requests(batch * 10, 10))
+    clock.advance(61)
+    asyncio.run(requests(100, 3))
+    with store.engine.connect() as connection:
+        record = orjson.loads(
+            connection.exec_driver_sql("SELECT record FROM audit_digests").scalar_one()
+        )
+        hashes = [
+            row[0]
+            for row in connection.exec_driver_sql(
+                "SELECT hash FROM audit_events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                (record["firstSeq"], record["lastSeq"]),
+            )
+        ]
+    sink.close()
+    store.dispose()
+    assert (record["firstSeq"], record["lastSeq"]) == (1, 63)
+    assert (
+        record["eventsHash"]
+        == hashlib.sha256(b"".join(bytes.fromhex(h) for h in hashes)).hexdigest()
+    )
+
+
+def test_a_copy_of_the_events_hash_goes_on_alone():
+    first, second = "ab" * 32, "cd" * 32
+    held = EventsHash([first])
+    copied = held.copy()
+    copied.extend([second])
+    assert held.count == 1 and copied.count == 2
+    assert held.hexdigest() == hashlib.sha256(bytes.fromhex(first)).hexdigest()
+    assert copied.hexdigest() == hashlib.sha256(bytes.fromhex(first + second)).hexdigest()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -42,12 +43,31 @@ def writer_hash(record: bytes) -> str:
     return hashlib.sha256(record).hexdigest()
 
 
-def events_hash(hashes: list[str]) -> str:
-    """The hash over the events a digest covers (their hashes, in order)."""
-    digest = hashlib.sha256()
-    for value in hashes:
-        digest.update(bytes.fromhex(value))
-    return digest.hexdigest()
+class EventsHash:
+    """The hash over the events a digest covers (their hashes, in order), kept up as the
+    events are written: a writer holds no list of its interval's hashes, and an interval may
+    be a day of events."""
+
+    __slots__ = ("_digest", "count")
+
+    def __init__(self, hashes: Iterable[str] = ()) -> None:
+        self._digest = hashlib.sha256()
+        self.count = 0
+        self.extend(hashes)
+
+    def extend(self, hashes: Iterable[str]) -> None:
+        for value in hashes:
+            self._digest.update(bytes.fromhex(value))
+            self.count += 1
+
+    def copy(self) -> EventsHash:
+        other = EventsHash()
+        other._digest = self._digest.copy()
+        other.count = self.count
+        return other
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def writer_record(
@@ -77,7 +97,7 @@ def digest_record(
     digest_time: dt.datetime,
     first_seq: int,
     last_seq: int,
-    covered: list[str],
+    covered: EventsHash,
     head_hash: str,
     previous_signature: str,
     signing_key_id: str,
@@ -91,7 +111,7 @@ def digest_record(
             "digestTime": iso(digest_time),
             "firstSeq": first_seq,
             "lastSeq": last_seq,
-            "eventsHash": events_hash(covered),
+            "eventsHash": covered.hexdigest(),
             "headHash": head_hash,
             "previousSignature": previous_signature,
             "signingKeyId": signing_key_id,

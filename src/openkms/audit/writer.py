@@ -92,7 +92,7 @@ class _Chain:
     head_hash: str = chain.GENESIS
     digest_seq: int = 0
     last_signature: str = ""
-    undigested: list[str] = field(default_factory=list)
+    undigested: chain.EventsHash = field(default_factory=chain.EventsHash)
 
 
 class DurableAuditSink:
@@ -271,7 +271,7 @@ class DurableAuditSink:
         now = self._clock.now()
         digest_due = final or now >= self._next_digest
         closing = final and self._chain.registered
-        if not items and not (digest_due and self._chain.undigested) and not closing:
+        if not items and not (digest_due and self._chain.undigested.count) and not closing:
             return True
         started = time.perf_counter()
         try:
@@ -346,16 +346,17 @@ class DurableAuditSink:
             head_hash = writer_row[2] if writer_row is not None else state.head_hash
             rows, head_seq, head_hash, hashes = self._rows(items, state.head_seq, head_hash)
             store.add_events(connection, rows)
-            undigested = state.undigested + hashes
+            undigested = state.undigested.copy()  # the chain moves on once committed
+            undigested.extend(hashes)
             last_signature = writer_row[3] if writer_row is not None else state.last_signature
             digest_seq = state.digest_seq
-            if digest_due and (undigested or final):
+            if digest_due and (undigested.count or final):
                 digest_seq += 1
                 record = chain.digest_record(
                     state.writer_id,
                     digest_seq,
                     now,
-                    head_seq - len(undigested) + 1,
+                    head_seq - undigested.count + 1,
                     head_seq,
                     undigested,
                     head_hash,
@@ -374,7 +375,7 @@ class DurableAuditSink:
                         "signature": last_signature,
                     },
                 )
-                undigested = []
+                undigested = chain.EventsHash()
         # Committed: only now does the chain move on.
         state.registered = True
         state.head_seq, state.head_hash = head_seq, head_hash
@@ -388,8 +389,6 @@ class DurableAuditSink:
         with self._store.writing():
             self._store.append_events(rows)
         state.head_seq, state.head_hash = head_seq, head_hash
-        # In place: the list holds every event since the last digest (a minute's worth), and
-        # copying it per commit made each commit slower the longer the interval ran on.
         state.undigested.extend(hashes)
 
     def _rows(
@@ -442,7 +441,7 @@ class DurableAuditSink:
                 head_hash=state.head_hash,
                 digest_seq=state.digest_seq,
                 last_signature=state.last_signature,
-                undigested=list(state.undigested),
+                undigested=chain.EventsHash(state.undigested),
             )
         self._resync = False
 
