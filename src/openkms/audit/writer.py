@@ -69,12 +69,13 @@ class Intake(Protocol):
         """Make a ``wait`` return now; callable from any thread."""
 
     def take(self) -> list[Frame]:
-        """The frames that have arrived, without blocking: each its records and its ``done``."""
+        """The frames that have arrived, without blocking: each its records and its ``done``,
+        which the writer thread calls once, with whether they were committed."""
 
 
 @dataclass
 class _Pending:
-    event: AuditEvent | None  # None: rendered by a worker process (``submit_rendered``)
+    event: AuditEvent | None  # None: rendered by a worker process (an ``Intake``'s frame)
     future: asyncio.Future[None] | None
     loop: asyncio.AbstractEventLoop | None
     record: bytes | None = None
@@ -185,15 +186,6 @@ class DurableAuditSink:
             self._intake = None
         self._wake.set()
         intake.wake()
-
-    def submit_rendered(
-        self, records: list[tuple[bytes, RecordKeys]], done: Callable[[bool], None]
-    ) -> None:
-        """Queue records a worker process rendered (its node's trail is written here, see
-        ``openkms.audit.node_writer``); ``done(committed)`` is called once, on the writer
-        thread, when they are committed or their commit failed. Callable from any thread."""
-        self._queue_frames([(records, done)])
-        self._wake_writer()
 
     def close(self) -> None:
         """Write what is queued and a final digest, then stop the writer."""
