@@ -178,6 +178,27 @@ def test_conditions_on_the_key_the_request_and_the_caller(kms, key):
     )
 
 
+def test_aws_source_ip_is_the_peer_address_whatever_forwarding_headers_say(kms, key):
+    # A local process must not pick its aws:SourceIp: proxy headers are not trusted.
+    text = policy(
+        allow(ADMIN),
+        allow("kms:Encrypt", Condition={"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}),
+        deny("kms:Encrypt", Condition={"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}),
+    )
+    kms.put_key_policy(KeyId=key["KeyId"], Policy=text)
+
+    def forwarded(request: Any, **_: Any) -> None:
+        request.headers["X-Forwarded-For"] = "203.0.113.9"
+        request.headers["X-Real-IP"] = "203.0.113.9"
+        request.headers["Forwarded"] = "for=203.0.113.9"
+
+    kms.meta.events.register("before-send.kms.Encrypt", forwarded)
+    try:
+        kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")
+    finally:
+        kms.meta.events.unregister("before-send.kms.Encrypt", forwarded)
+
+
 def test_the_lockout_check_refuses_a_policy_that_would_lock_the_caller_out(kms, key):
     before = kms.get_key_policy(KeyId=key["KeyId"])["Policy"]
     no_admin = policy(allow(["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"]))

@@ -76,6 +76,9 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
         # uvicorn's loggers propagate to the root logger's one format (log_format).
         "log_config": None,
         "server_header": False,
+        # The peer's address is the caller's (aws:SourceIp, the trail's sourceIPAddress):
+        # uvicorn would otherwise take X-Forwarded-For from any local process.
+        "proxy_headers": False,
         "timeout_keep_alive": config.keep_alive_seconds,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "backlog": 2048,
