@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from openkms.crypto.random_pool import random_bytes, random_uuid
@@ -34,3 +35,21 @@ def test_random_bytes_never_repeats_a_slice() -> None:
     drawn = [random_bytes(32) for _ in range(1000)]
     assert len(set(drawn)) == len(drawn)
     assert all(len(chunk) == 32 for chunk in drawn)
+
+
+def test_a_forked_child_draws_bytes_its_parent_never_had() -> None:
+    random_bytes(1)  # the parent holds a buffer, most of it not handed out yet
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next bytes, to the parent
+        try:
+            os.write(write, random_bytes(64))
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = os.read(read, 64)
+    os.close(read)
+    os.waitpid(pid, 0)
+    parents_next = random_bytes(64)
+    assert len(child) == 64
+    assert child != parents_next

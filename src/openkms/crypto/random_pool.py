@@ -21,17 +21,27 @@ class _Pool(threading.local):
     def __init__(self) -> None:
         self.buffer = b""
         self.offset = 0
-        self.pid = 0
 
 
 _pool = _Pool()
 
 
+def _forget_after_fork() -> None:
+    # The child must not hand out the bytes its parent still holds (or handed out). Asked of
+    # the interpreter at fork rather than by comparing os.getpid() on every call: that is a
+    # system call each time.
+    global _pool
+    _pool = _Pool()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def random_bytes(count: int) -> bytes:
     pool = _pool
-    if pool.pid != os.getpid() or pool.offset + count > len(pool.buffer):
+    if pool.offset + count > len(pool.buffer):
         pool.buffer = os.urandom(max(_REFILL, count))
-        pool.offset, pool.pid = 0, os.getpid()
+        pool.offset = 0
     start = pool.offset
     pool.offset = start + count
     return pool.buffer[start : start + count]
