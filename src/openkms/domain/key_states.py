@@ -178,7 +178,7 @@ TRANSITIONS: dict[KeyState, frozenset[KeyState]] = {
 }
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(Exception):
     """A rule tried a state change AWS never makes: a defect, not a client error."""
 
 

@@ -148,7 +148,7 @@ class Metrics:
         self._sources = Sources()
         self._stop = threading.Event()
         self._sampling = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._sampler: threading.Thread | None = None
 
     # -- the request path -----------------------------------------------------------------
 
@@ -192,19 +192,19 @@ class Metrics:
         if serving:
             self.workers.set(1)
         self.sample()
-        if self._thread is None:
+        if self._sampler is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="openkms-metrics", daemon=True)
-            self._thread.start()
+            self._sampler = threading.Thread(target=self._run, name="openkms-metrics", daemon=True)
+            self._sampler.start()
 
     def mark_started(self, started_at: dt.datetime) -> None:
         self.started.set(started_at.timestamp())
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._sampler is not None:
+            self._sampler.join(timeout=5)
+            self._sampler = None
         self.workers.set(0)
 
     def sample(self) -> None:

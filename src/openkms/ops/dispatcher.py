@@ -60,7 +60,7 @@ from openkms.protocol import json_protocol
 from openkms.storage import StorageUnavailable
 
 
-class DeclarationError(RuntimeError):
+class DeclarationError(Exception):
     """Declarations, handlers and the service model disagree: the server must not start."""
 
 
