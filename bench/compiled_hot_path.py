@@ -19,16 +19,16 @@ one of its classes must be compiled with it (``server/cloudtrail_api.py`` with
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from hot_path_instructions import per_request  # noqa: E402 - the counter, beside this file
+
 ROOT = Path(__file__).resolve().parent.parent
-COUNTER = Path(__file__).resolve().parent / "hot_path_instructions.py"
 
 # The modules a warm Encrypt runs through (a cProfile of the in-process loop), relative to src/.
 HOT_MODULES = (
@@ -73,18 +73,6 @@ def compiled_copy(destination: Path, modules: tuple[str, ...]) -> Path:
     return src
 
 
-def instructions(pythonpath: Path, few: int, many: int) -> int:
-    done = subprocess.run(
-        [sys.executable, str(COUNTER), "--few", str(few), "--many", str(many)],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONPATH": str(pythonpath)},
-    )  # fmt: skip
-    found = re.search(r"([\d,]+) instructions per request", done.stdout)
-    if found is None:
-        raise SystemExit(f"no count in:\n{done.stdout}\n{done.stderr[-2000:]}")
-    return int(found.group(1).replace(",", ""))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", nargs="+", default=list(HOT_MODULES))
@@ -99,10 +87,10 @@ def main() -> None:
         if args.keep is not None and where.exists():
             raise SystemExit(f"{where} exists: name a new directory")
         compiled = compiled_copy(where, tuple(args.modules))
-        interpreted = instructions(ROOT / "src", args.few, args.many)
-        native = instructions(compiled, args.few, args.many)
-    print(f"interpreted: {interpreted:,} instructions per warm Encrypt")
-    print(f"{len(args.modules)} modules compiled with mypyc: {native:,}")
+        interpreted = per_request(args.few, args.many, ROOT / "src")
+        native = per_request(args.few, args.many, compiled)
+    print(f"interpreted: {interpreted:,.0f} instructions per warm Encrypt")
+    print(f"{len(args.modules)} modules compiled with mypyc: {native:,.0f}")
     print(f"change: {(native - interpreted) / interpreted:+.1%}")
 
 
