@@ -41,10 +41,12 @@ def thread_ticks(pids: list[int]) -> dict[tuple[int, int], int]:
     return ticks
 
 
-def commits(metrics_url: str) -> float:
+def commits(metrics_url: str) -> tuple[float, float]:
+    """The trail's group commits so far, and the seconds they took in all."""
     text = requests.get(metrics_url, timeout=5).text
     counts = re.findall(r"^openkms_audit_write_seconds_count\S* (\S+)", text, re.M)
-    return sum(float(count) for count in counts)
+    sums = re.findall(r"^openkms_audit_write_seconds_sum\S* (\S+)", text, re.M)
+    return sum(float(count) for count in counts), sum(float(total) for total in sums)
 
 
 def main() -> None:
@@ -84,9 +86,13 @@ def main() -> None:
     count = int(result["requests"])
     rate = count / (result["duration_us"] / 1e6)
     print(f"{rate:.0f} req/s, {result['errors']['status']} non-2xx")
-    group_commits = commits_after - commits_before
+    group_commits = commits_after[0] - commits_before[0]
     if group_commits:
-        print(f"{group_commits:.0f} group commits, {count / group_commits:.2f} events each")
+        took = (commits_after[1] - commits_before[1]) / group_commits * 1e6
+        print(
+            f"{group_commits:.0f} group commits, {count / group_commits:.2f} events each, "
+            f"{took:.0f} µs each"
+        )
     per_tick = 1e6 / os.sysconf("SC_CLK_TCK") / count
     total = 0.0
     for (pid, tid), ticks in sorted(after.items()):

@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import re
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -102,6 +103,54 @@ def test_a_key_disabled_through_one_worker_is_refused_by_every_other_at_once(own
         return str(error.value.response["ResponseMetadata"]["RequestId"])
 
     _until_both_workers(own_server, refused)
+
+
+def _connections_held(pid: int, port: int) -> int:
+    """Established connections to ``port`` whose sockets process ``pid`` holds (/proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = fd.readlink().name
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:[") : -1])
+    held = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01" and fields[9] in inodes:
+                held += 1
+    return held
+
+
+def test_workers_share_a_burst_of_new_connections(own_server):
+    # A client opening its pool at once (wrk's 16 connections) used to land 11 or 12 on
+    # whichever worker woke first, and that worker's core bounded the node.
+    own_server.extra_args = ["--workers", "2"]
+    own_server.start()
+    _wait_for_workers(own_server, 2)
+    workers = {int(p) for p in re.findall(r"Started server process \[(\d+)\]", own_server.log())}
+    splits = []
+    for _ in range(5):
+        sockets = [socket.create_connection(("127.0.0.1", own_server.port)) for _ in range(16)]
+        try:
+            for sock in sockets:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: openkms\r\n\r\n")
+            for sock in sockets:
+                assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+            splits.append(sorted(_connections_held(pid, own_server.port) for pid in workers))
+        finally:
+            for sock in sockets:
+                sock.close()
+        deadline = time.monotonic() + 10
+        while any(_connections_held(pid, own_server.port) for pid in workers):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert all(sum(split) == 16 for split in splits), splits
+    assert all(split[0] >= 6 for split in splits), splits
+    assert sum(split[1] - split[0] <= 2 for split in splits) >= 3, splits
 
 
 def test_start_up_work_happens_once_with_several_workers(own_server):

@@ -19,6 +19,7 @@ from openkms.audit.node_protocol import SOCKET_ENV
 from openkms.audit.node_writer import NodeTrailServer
 from openkms.audit.writer import DurableAuditSink
 from openkms.server.app import create_app
+from openkms.server.balanced_accept import LOOP_SETTING
 from openkms.server.config import ServerConfig
 from openkms.server.protocol import GuardedHttpToolsProtocol
 from openkms.server.runtime import Runtime
@@ -101,6 +102,8 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
         # their WAL flushes itself): there each worker keeps its own (docs/performance.md).
         trail = NodeTrailServer(runtime.audit)
         os.environ[SOCKET_ENV] = trail.path
+    # The workers take new connections in turn (balanced_accept), not whoever wakes first.
+    options["loop"] = LOOP_SETTING
     uvicorn_config = OpenKmsUvicornConfig(
         "openkms.server.worker:create_worker_app",
         factory=True,

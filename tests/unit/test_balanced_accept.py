@@ -1,0 +1,123 @@
+"""The worker's acceptor on a real listening socket and a real uvloop loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from openkms.server import balanced_accept
+from openkms.server.balanced_accept import BalancedAcceptor, BalancedLoop
+
+
+class _Echo(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[attr-defined]
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock
+
+
+async def _round_trip(
+    port: int, count: int
+) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(count)]
+    for _, writer in streams:
+        writer.write(b"ping")
+    for reader, _ in streams:
+        assert await asyncio.wait_for(reader.readexactly(4), 5) == b"ping"
+    return streams
+
+
+def test_an_inherited_socket_is_served_by_the_acceptor_and_counts_what_it_holds():
+    listener = _listener()
+    port = listener.getsockname()[1]
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Echo, sock=listener)
+        assert isinstance(server, BalancedAcceptor)
+        streams = await _round_trip(port, 5)
+        assert server.held == 5
+        for _, writer in streams[:2]:
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.05)
+        assert server.held == 3
+        server.close()
+        await server.wait_closed()
+        for _, writer in streams[2:]:
+            writer.close()
+
+    with asyncio.Runner(loop_factory=BalancedLoop) as runner:
+        runner.run(scenario())
+    listener.close()
+
+
+def test_after_close_no_connection_is_accepted():
+    listener = _listener()
+    port = listener.getsockname()[1]
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Echo, sock=listener)
+        server.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # the backlog takes it
+        writer.write(b"ping")
+        with pytest.raises(TimeoutError):  # unanswered: nobody accepted it
+            await asyncio.wait_for(reader.read(4), 0.3)
+        writer.close()
+
+    with asyncio.Runner(loop_factory=BalancedLoop) as runner:
+        runner.run(scenario())
+    listener.close()
+
+
+def test_the_wait_before_accepting_grows_with_the_connections_held_and_is_bounded():
+    listener = _listener()
+    waits: list[float] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        real_call_later = loop.call_later
+
+        def call_later(delay: float, callback, *args):  # noqa: ANN001, ANN202
+            if callback.__name__ == "_accept":
+                waits.append(delay)
+            return real_call_later(delay, callback, *args)
+
+        loop.call_later = call_later  # type: ignore[method-assign]
+        server = await loop.create_server(_Echo, sock=listener)
+        port = listener.getsockname()[1]
+        streams = await _round_trip(port, 30)
+        server.close()
+        for _, writer in streams:
+            writer.close()
+
+    with asyncio.Runner(loop_factory=BalancedLoop) as runner:
+        runner.run(scenario())
+    listener.close()
+    assert waits, "never waited"
+    assert waits == sorted(waits)
+    assert max(waits) == balanced_accept.MAX_WAIT_SECONDS
+    assert min(waits) == balanced_accept.WAIT_PER_CONNECTION_SECONDS
+
+
+def test_a_server_on_a_host_and_port_is_uvloops_own():
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(_Echo, "127.0.0.1", 0)
+        assert not isinstance(server, BalancedAcceptor)
+        server.close()
+        await server.wait_closed()
+
+    with asyncio.Runner(loop_factory=BalancedLoop) as runner:
+        runner.run(scenario())
