@@ -121,3 +121,58 @@ def test_a_server_on_a_host_and_port_is_uvloops_own():
 
     with asyncio.Runner(loop_factory=BalancedLoop) as runner:
         runner.run(scenario())
+
+
+_OUT_OF_DESCRIPTORS = """
+import asyncio, logging, os, resource, socket, sys
+from openkms.server.balanced_accept import BalancedLoop
+logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+
+class Echo(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+    def data_received(self, data):
+        self.transport.write(data)
+
+async def main():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Echo, sock=listener)
+    client = socket.create_connection(listener.getsockname())
+    client.sendall(b"ping")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fillers = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        while True:
+            fillers.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    await asyncio.sleep(0.5)  # accept fails on every retry meanwhile
+    for fd in fillers:
+        os.close(fd)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    client.settimeout(5)
+    echoed = await loop.run_in_executor(None, client.recv, 4)  # once descriptors are back
+    print("answered" if echoed == b"ping" else repr(echoed))
+    server.close()
+
+with asyncio.Runner(loop_factory=BalancedLoop) as runner:
+    runner.run(main())
+"""
+
+
+def test_running_out_of_descriptors_pauses_accepting_and_logs_once():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_DESCRIPTORS], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "answered"
+    warnings = [line for line in done.stderr.splitlines() if "cannot accept connections" in line]
+    assert len(warnings) == 1, done.stderr
+    assert "Too many open files" in warnings[0]

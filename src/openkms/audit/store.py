@@ -357,14 +357,22 @@ class AuditStore:
         """Commit ``rows`` in one transaction on the driver's own connection: the batches of
         a writer that is registered and owes no digest, nearly all of them. SQLAlchemy's
         transaction and connection events cost the writer thread about as much CPU per batch
-        as the commit's fsync; here one batch is BEGIN, the INSERTs and COMMIT."""
+        as the commit's fsync; here one batch is BEGIN, the INSERTs and COMMIT (on
+        PostgreSQL, a batch of one INSERT is that statement alone, in autocommit)."""
         raw = self.engine.raw_connection()
+        inserts = list(self._inserts(rows))
+        if self.sqlite_path is None and len(inserts) == 1:
+            try:
+                self._append_in_one_round_trip(raw.driver_connection, *inserts[0])
+            finally:
+                raw.close()
+            return
         try:
             cursor = raw.cursor()
             try:
                 if self.sqlite_path is not None:
                     cursor.execute("BEGIN IMMEDIATE")
-                for statement, parameters in self._inserts(rows):
+                for statement, parameters in inserts:
                     cursor.execute(statement, parameters)
                 if self.sqlite_path is not None:
                     cursor.execute("COMMIT")
@@ -381,6 +389,19 @@ class AuditStore:
                 cursor.close()
         finally:
             raw.close()  # back to the pool
+
+    @staticmethod
+    def _append_in_one_round_trip(
+        connection: Any, statement: str, parameters: tuple[Any, ...]
+    ) -> None:
+        """PostgreSQL: one INSERT statement is its own transaction. In autocommit it is one
+        round trip to the server, where psycopg's transaction would take three (BEGIN, the
+        INSERT, COMMIT), each a wake-up of the server's backend and of this writer thread."""
+        connection.autocommit = True
+        try:
+            connection.execute(statement, parameters)
+        finally:
+            connection.autocommit = False
 
     def _inserts(self, rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """``rows`` as multi-row INSERT statements with their parameters, as many rows to a

@@ -19,7 +19,6 @@ stops on ``close()`` as uvicorn's shutdown expects. Everything else is uvloop's.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
 import time
@@ -35,9 +34,9 @@ log = logging.getLogger("openkms.server")
 # sibling's loop, short against a client's connect timeout.
 WAIT_PER_CONNECTION_SECONDS = 0.0002
 MAX_WAIT_SECONDS = 0.004
-# Out of file descriptors (or kernel memory): try again after this long, logging once a minute.
-RESOURCE_RETRY_SECONDS = 0.1
-_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Accept failed (out of file descriptors, kernel memory, ...): try again after this long,
+# logging once a minute rather than once a try.
+ACCEPT_RETRY_SECONDS = 0.1
 _LOG_EVERY_SECONDS = 60.0
 
 
@@ -99,9 +98,9 @@ class BalancedAcceptor:
             self._arm()  # a sibling took it, or the client gave up
             return
         except OSError as error:
-            if error.errno not in _RESOURCE_ERRORS:
-                raise
-            self._resource_exhausted(error)
+            # Raised out of this callback, any error would end accepting for good (the
+            # reader is off): a worker that cannot accept now tries again shortly.
+            self._accept_failed(error)
             return
         conn.setblocking(False)
         self._loop.create_task(self._connect(conn))
@@ -116,14 +115,18 @@ class BalancedAcceptor:
             # A client that went away or failed its TLS handshake: nothing to answer.
             conn.close()
             return
+        except Exception:  # noqa: BLE001 - one connection's failure must not reach the loop
+            log.exception("could not serve an accepted connection")
+            conn.close()
+            return
         self._transports.add(transport)
 
-    def _resource_exhausted(self, error: OSError) -> None:
+    def _accept_failed(self, error: OSError) -> None:
         now = time.monotonic()
         if now - self._last_logged >= _LOG_EVERY_SECONDS:
             self._last_logged = now
-            log.warning("cannot accept connections (%s): retrying", error.strerror)
-        self._loop.call_later(RESOURCE_RETRY_SECONDS, self._arm)
+            log.warning("cannot accept connections (%s): retrying", error.strerror or error)
+        self._loop.call_later(ACCEPT_RETRY_SECONDS, self._arm)
 
 
 class BalancedLoop(uvloop.Loop):
