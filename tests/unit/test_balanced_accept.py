@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from openkms.server import balanced_accept
-from openkms.server.balanced_accept import BalancedAcceptor, BalancedLoop
+from openkms.server.balanced_accept import BalancedAcceptor, BalancedLoop, ConnectionShares
 
 
 class _Echo(asyncio.Protocol):
@@ -81,34 +81,84 @@ def test_after_close_no_connection_is_accepted():
     listener.close()
 
 
-def test_the_wait_before_accepting_grows_with_the_connections_held_and_is_bounded():
+def test_siblings_sharing_a_socket_take_new_connections_in_turn():
     listener = _listener()
-    waits: list[float] = []
+    port = listener.getsockname()[1]
+    shares = ConnectionShares.create(2)
+    mine, sibling = ConnectionShares.open(shares.path), ConnectionShares.open(shares.path)
+    mine.claim()
+    sibling.claim()
 
-    async def scenario() -> None:
+    async def scenario() -> list[int]:
         loop = asyncio.get_running_loop()
-        real_call_later = loop.call_later
-
-        def call_later(delay: float, callback, *args):  # noqa: ANN001, ANN202
-            if callback.__name__ == "_accept":
-                waits.append(delay)
-            return real_call_later(delay, callback, *args)
-
-        loop.call_later = call_later  # type: ignore[method-assign]
-        server = await loop.create_server(_Echo, sock=listener)
-        port = listener.getsockname()[1]
-        streams = await _round_trip(port, 30)
-        server.close()
+        acceptors = [
+            BalancedAcceptor(loop, _Echo, listener, None, mine),
+            BalancedAcceptor(loop, _Echo, listener.dup(), None, sibling),
+        ]
+        streams = []
+        for _ in range(10):  # one at a time, each answered before the next
+            streams += await _round_trip(port, 1)
+        held = [acceptor.held for acceptor in acceptors]
+        for acceptor in acceptors:
+            acceptor.close()
         for _, writer in streams:
             writer.close()
+        return held
 
     with asyncio.Runner(loop_factory=BalancedLoop) as runner:
-        runner.run(scenario())
+        assert runner.run(scenario()) == [5, 5]
     listener.close()
-    assert waits, "never waited"
-    assert waits == sorted(waits)
-    assert max(waits) == balanced_accept.MAX_WAIT_SECONDS
-    assert min(waits) == balanced_accept.WAIT_PER_CONNECTION_SECONDS
+    mine.close()
+    sibling.close()
+    shares.remove()
+    assert not shares.path.parent.exists()
+
+
+def test_a_sibling_that_never_takes_its_turn_does_not_hold_connections_back():
+    listener = _listener()
+    port = listener.getsockname()[1]
+    shares = ConnectionShares.create(2)
+    mine, absent = ConnectionShares.open(shares.path), ConnectionShares.open(shares.path)
+    mine.claim()
+    absent.claim()
+    absent.publish(0)  # it holds nothing and never accepts
+
+    async def scenario() -> int:
+        loop = asyncio.get_running_loop()
+        acceptor = BalancedAcceptor(loop, _Echo, listener, None, mine)
+        started = loop.time()
+        streams = await _round_trip(port, 6)
+        took = loop.time() - started
+        assert took < 6 * (balanced_accept.MAX_DEFER_SECONDS + 0.05)
+        held = acceptor.held
+        acceptor.close()
+        for _, writer in streams:
+            writer.close()
+        return held
+
+    with asyncio.Runner(loop_factory=BalancedLoop) as runner:
+        assert runner.run(scenario()) == 6
+    listener.close()
+    mine.close()
+    absent.close()
+    shares.remove()
+
+
+def test_a_worker_takes_the_slot_of_one_that_is_gone():
+    shares = ConnectionShares.create(1)
+    gone = 2**22 + 1  # above any pid this machine hands out (pid_max is at most 2**22)
+    with open(shares.path, "r+b") as file:
+        file.write(gone.to_bytes(4, "little") + (7).to_bytes(4, "little"))
+    worker = ConnectionShares.open(shares.path)
+    worker.claim()
+    worker.publish(3)
+    other = ConnectionShares.open(shares.path)
+    other.claim()  # no slot left: it runs without a sibling's view
+    assert other.fewest_elsewhere() == 3
+    assert worker.fewest_elsewhere() is None
+    for each in (worker, other):
+        each.close()
+    shares.remove()
 
 
 def test_a_server_on_a_host_and_port_is_uvloops_own():

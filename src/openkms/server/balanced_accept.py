@@ -5,24 +5,32 @@ worker that wakes first accepts every connection waiting: when a client opens it
 once (wrk's 16 connections, an SDK's connection pool), one worker took 11 or 12 of 16 and
 the other 4 or 5, and the busier worker's core bounded the node while the other idled.
 
-Here a worker accepts one connection per readiness, and first waits a moment that grows with
-the connections it already holds: both workers are woken for each new connection, and the
-one holding fewer takes it. A busy worker's loop answers later still, so load, not only
-count, steers connections to the idler one. The wait is bounded (``MAX_WAIT_SECONDS``), so a
-connection is never held back for long.
+Here the workers publish how many connections each holds in a small shared file
+(``ConnectionShares``, one slot per worker, made by the supervisor). Both workers are woken
+for each new connection; each accepts one per wake-up, at once if it holds no more than any
+sibling, else it looks again shortly, by when an idle sibling has taken it. A sibling too
+busy to take it within ``MAX_DEFER_SECONDS`` does not hold the connection back for longer.
 
-The hook is the event loop (``loop_factory``, uvicorn's ``loop`` setting): uvicorn's server
-calls ``create_server(sock=...)`` with the inherited socket, and gets back an acceptor that
-stops on ``close()`` as uvicorn's shutdown expects. Everything else is uvloop's.
+The hook is the event loop (uvicorn's ``loop`` setting names ``BalancedLoop``): uvicorn's
+server calls ``create_server(sock=...)`` with the inherited socket, and gets back an acceptor
+that stops on ``close()`` as uvicorn's shutdown expects. Everything else is uvloop's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import mmap
+import os
+import shutil
 import socket
+import struct
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from ssl import SSLContext, SSLError
 from typing import Any
 
@@ -30,19 +38,94 @@ import uvloop
 
 log = logging.getLogger("openkms.server")
 
-# The wait before accepting, per connection already held; long against one wake-up of the
-# sibling's loop, short against a client's connect timeout.
-WAIT_PER_CONNECTION_SECONDS = 0.0002
-MAX_WAIT_SECONDS = 0.004
+# Where a worker finds its node's shares file.
+SHARES_ENV = "OPENKMS_CONNECTION_SHARES"
+# A worker holding more than a sibling leaves a new connection to it, looking again every
+# DEFER_SECONDS, for at most MAX_DEFER_SECONDS: long against one wake-up of an idle loop,
+# short against any client's patience (a busy sibling does not hold a connection back).
+DEFER_SECONDS = 0.0005
+MAX_DEFER_SECONDS = 0.003
 # Accept failed (out of file descriptors, kernel memory, ...): try again after this long,
 # logging once a minute rather than once a try.
 ACCEPT_RETRY_SECONDS = 0.1
 _LOG_EVERY_SECONDS = 60.0
+_SLOT = struct.Struct("=ii")  # pid, connections held
+
+
+class ConnectionShares:
+    """One slot per worker process: its pid and the connections it holds. Made by the
+    supervisor (``create``); each worker claims a slot whose process is gone (``claim``)."""
+
+    def __init__(self, path: Path, slots: int) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        self._map = mmap.mmap(self._fd, slots * _SLOT.size)
+        self._slots = slots
+        self._mine: int | None = None
+
+    @classmethod
+    def create(cls, workers: int) -> ConnectionShares:
+        directory = Path(tempfile.mkdtemp(prefix="openkms-shares-"))  # this user's only
+        path = directory / "connections"
+        path.write_bytes(b"\0" * (workers * _SLOT.size))
+        return cls(path, workers)
+
+    @classmethod
+    def open(cls, path: Path) -> ConnectionShares:
+        return cls(path, path.stat().st_size // _SLOT.size)
+
+    def claim(self) -> None:
+        """Take the first slot whose process is gone (a restarted worker takes its
+        predecessor's), under a lock against a sibling claiming at the same moment."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            for index in range(self._slots):
+                pid, _ = _SLOT.unpack_from(self._map, index * _SLOT.size)
+                if pid == 0 or not _alive(pid):
+                    _SLOT.pack_into(self._map, index * _SLOT.size, os.getpid(), 0)
+                    self._mine = index
+                    return
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def publish(self, held: int) -> None:
+        if self._mine is not None:
+            _SLOT.pack_into(self._map, self._mine * _SLOT.size, os.getpid(), held)
+
+    def fewest_elsewhere(self) -> int | None:
+        """The fewest connections a sibling holds (None without a sibling)."""
+        fewest = None
+        for index in range(self._slots):
+            if index == self._mine:
+                continue
+            pid, held = _SLOT.unpack_from(self._map, index * _SLOT.size)
+            if pid and (fewest is None or held < fewest):
+                fewest = held
+        return fewest
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+    def remove(self) -> None:
+        """The supervisor's, once its workers are gone."""
+        self.close()
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class BalancedAcceptor:
-    """Accepts from ``sock`` one connection at a time, after a wait that grows with the
-    connections this process holds, and hands each to ``protocol_factory``."""
+    """Accepts from ``sock`` one connection per wake-up, deferring to a sibling that holds
+    fewer (``shares``), and hands each to ``protocol_factory``."""
 
     def __init__(
         self,
@@ -50,12 +133,15 @@ class BalancedAcceptor:
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         sock: socket.socket,
         ssl_context: SSLContext | None,
+        shares: ConnectionShares | None,
     ) -> None:
         self._loop = loop
         self._factory = protocol_factory
         self._sock = sock
         self._ssl = ssl_context
+        self._shares = shares
         self._transports: set[asyncio.BaseTransport] = set()
+        self._connecting = 0  # accepted, not yet handed to a protocol
         self._closed = False
         self._last_logged = 0.0
         sock.setblocking(False)
@@ -63,9 +149,9 @@ class BalancedAcceptor:
 
     @property
     def held(self) -> int:
-        """Connections this process holds open."""
+        """Connections this process holds open or is opening."""
         self._transports = {t for t in self._transports if not t.is_closing()}
-        return len(self._transports)
+        return len(self._transports) + self._connecting
 
     def close(self) -> None:
         """Stop accepting (the listening socket is its owner's to close)."""
@@ -83,11 +169,22 @@ class BalancedAcceptor:
     def _ready(self) -> None:
         # Level-triggered: stop watching until this worker has had its turn.
         self._loop.remove_reader(self._sock.fileno())
-        wait = min(self.held * WAIT_PER_CONNECTION_SECONDS, MAX_WAIT_SECONDS)
-        if wait:
-            self._loop.call_later(wait, self._accept)
-        else:
-            self._accept()
+        self._take_turn(self._loop.time())
+
+    def _take_turn(self, woken: float) -> None:
+        """Accept now if no sibling holds fewer, or if one has had ``MAX_DEFER_SECONDS``
+        to take the connection and has not; else look again shortly."""
+        if self._closed:
+            return
+        if self._shares is not None:
+            held = self.held
+            self._shares.publish(held)
+            fewest = self._shares.fewest_elsewhere()
+            deferring = self._loop.time() - woken < MAX_DEFER_SECONDS
+            if fewest is not None and held > fewest and deferring:
+                self._loop.call_later(DEFER_SECONDS, self._take_turn, woken)
+                return
+        self._accept()
 
     def _accept(self) -> None:
         if self._closed:
@@ -103,6 +200,9 @@ class BalancedAcceptor:
             self._accept_failed(error)
             return
         conn.setblocking(False)
+        self._connecting += 1
+        if self._shares is not None:
+            self._shares.publish(self.held)
         self._loop.create_task(self._connect(conn))
         self._arm()
 
@@ -119,6 +219,8 @@ class BalancedAcceptor:
             log.exception("could not serve an accepted connection")
             conn.close()
             return
+        finally:
+            self._connecting -= 1
         self._transports.add(transport)
 
     def _accept_failed(self, error: OSError) -> None:
@@ -131,7 +233,16 @@ class BalancedAcceptor:
 
 class BalancedLoop(uvloop.Loop):
     """uvloop, except that a server on an inherited socket accepts in turn with its
-    siblings (``BalancedAcceptor``)."""
+    siblings (``BalancedAcceptor``), through the shares file named by ``SHARES_ENV``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shares: ConnectionShares | None = None
+        path = os.environ.get(SHARES_ENV)
+        if path:
+            with contextlib.suppress(OSError, ValueError):  # no file: accept unbalanced
+                self._shares = ConnectionShares.open(Path(path))
+                self._shares.claim()
 
     async def create_server(  # type: ignore[override]
         self,
@@ -147,7 +258,7 @@ class BalancedLoop(uvloop.Loop):
             return await super().create_server(
                 protocol_factory, host, port, sock=sock, ssl=ssl, **kwargs
             )
-        return BalancedAcceptor(self, protocol_factory, sock, ssl)
+        return BalancedAcceptor(self, protocol_factory, sock, ssl, self._shares)
 
 
 # uvicorn's ``loop`` setting for worker processes (a custom setting names the loop's factory).

@@ -19,7 +19,7 @@ from openkms.audit.node_protocol import SOCKET_ENV
 from openkms.audit.node_writer import NodeTrailServer
 from openkms.audit.writer import DurableAuditSink
 from openkms.server.app import create_app
-from openkms.server.balanced_accept import LOOP_SETTING
+from openkms.server.balanced_accept import LOOP_SETTING, SHARES_ENV, ConnectionShares
 from openkms.server.config import ServerConfig
 from openkms.server.protocol import GuardedHttpToolsProtocol
 from openkms.server.runtime import Runtime
@@ -104,6 +104,8 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
         os.environ[SOCKET_ENV] = trail.path
     # The workers take new connections in turn (balanced_accept), not whoever wakes first.
     options["loop"] = LOOP_SETTING
+    shares = ConnectionShares.create(config.workers)
+    os.environ[SHARES_ENV] = str(shares.path)
     uvicorn_config = OpenKmsUvicornConfig(
         "openkms.server.worker:create_worker_app",
         factory=True,
@@ -120,3 +122,4 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
         runtime.audit.close()
         if trail is not None:
             trail.close()
+        shares.remove()
