@@ -99,10 +99,15 @@ def test_siblings_sharing_a_socket_take_new_connections_in_turn():
         for _ in range(10):  # one at a time, each answered before the next
             streams += await _round_trip(port, 1)
         held = [acceptor.held for acceptor in acceptors]
-        for acceptor in acceptors:
-            acceptor.close()
+        assert mine.fewest_elsewhere() == 5  # what the sibling published
         for _, writer in streams:
             writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.05)
+        assert [acceptor.held for acceptor in acceptors] == [0, 0]
+        assert mine.fewest_elsewhere() == 0  # published as its connections closed
+        for acceptor in acceptors:
+            acceptor.close()
         return held
 
     with asyncio.Runner(loop_factory=BalancedLoop) as runner:

@@ -401,7 +401,10 @@ class AuditStore:
         try:
             connection.execute(statement, parameters)
         finally:
-            connection.autocommit = False
+            # On a broken connection this raises too, and would hide the real error; the
+            # pool then discards the connection (its rollback on return fails).
+            with contextlib.suppress(Exception):
+                connection.autocommit = False
 
     def _inserts(self, rows: Sequence[tuple[Any, ...]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
         """``rows`` as multi-row INSERT statements with their parameters, as many rows to a

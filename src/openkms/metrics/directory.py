@@ -21,6 +21,8 @@ from pathlib import Path
 from prometheus_client import values
 from prometheus_client.multiprocess import mark_process_dead
 
+from openkms.processes import process_alive
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 _PID_FILE = re.compile(r"^gauge_live\w+?_(\d+)\.db$")
 
@@ -32,7 +34,7 @@ def prepare(data_dir: Path, pid: int | None = None) -> Path:
     parent.mkdir(mode=0o700, exist_ok=True)
     os.chmod(parent, 0o700)
     for entry in parent.iterdir():
-        if entry.name.isdigit() and int(entry.name) != pid and not _alive(int(entry.name)):
+        if entry.name.isdigit() and int(entry.name) != pid and not process_alive(int(entry.name)):
             shutil.rmtree(entry, ignore_errors=True)
     path = parent / str(pid)
     shutil.rmtree(path, ignore_errors=True)
@@ -60,15 +62,5 @@ def forget_dead(path: Path) -> None:
         return
     for name in names:
         match = _PID_FILE.match(name)
-        if match and not _alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             mark_process_dead(int(match.group(1)), str(path))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

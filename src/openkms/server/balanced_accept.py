@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import mmap
@@ -36,6 +37,8 @@ from typing import Any
 
 import uvloop
 
+from openkms.processes import process_alive
+
 log = logging.getLogger("openkms.server")
 
 # Where a worker finds its node's shares file.
@@ -44,10 +47,17 @@ SHARES_ENV = "OPENKMS_CONNECTION_SHARES"
 # DEFER_SECONDS, for at most MAX_DEFER_SECONDS: long against one wake-up of an idle loop,
 # short against any client's patience (a busy sibling does not hold a connection back).
 DEFER_SECONDS = 0.0005
-MAX_DEFER_SECONDS = 0.003
+MAX_DEFER_SECONDS = 0.01
 # Accept failed (out of file descriptors, kernel memory, ...): try again after this long,
 # logging once a minute rather than once a try.
 ACCEPT_RETRY_SECONDS = 0.1
+# Errors of the connection being accepted, not of the listener: accept(2) says to try again.
+_ACCEPT_AGAIN = frozenset(
+    {
+        errno.ENETDOWN, errno.EPROTO, errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.ENONET,
+        errno.EHOSTUNREACH, errno.EOPNOTSUPP, errno.ENETUNREACH,
+    }
+)  # fmt: skip
 _LOG_EVERY_SECONDS = 60.0
 _SLOT = struct.Struct("=ii")  # pid, connections held
 
@@ -81,7 +91,7 @@ class ConnectionShares:
         try:
             for index in range(self._slots):
                 pid, _ = _SLOT.unpack_from(self._map, index * _SLOT.size)
-                if pid == 0 or not _alive(pid):
+                if pid == 0 or not process_alive(pid):
                     _SLOT.pack_into(self._map, index * _SLOT.size, os.getpid(), 0)
                     self._mine = index
                     return
@@ -99,7 +109,7 @@ class ConnectionShares:
             if index == self._mine:
                 continue
             pid, held = _SLOT.unpack_from(self._map, index * _SLOT.size)
-            if pid and (fewest is None or held < fewest):
+            if pid and (fewest is None or held < fewest) and process_alive(pid):
                 fewest = held
         return fewest
 
@@ -111,16 +121,6 @@ class ConnectionShares:
         """The supervisor's, once its workers are gone."""
         self.close()
         shutil.rmtree(self.path.parent, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class BalancedAcceptor:
@@ -140,8 +140,8 @@ class BalancedAcceptor:
         self._sock = sock
         self._ssl = ssl_context
         self._shares = shares
-        self._transports: set[asyncio.BaseTransport] = set()
-        self._connecting = 0  # accepted, not yet handed to a protocol
+        self._open = 0  # connections accepted and not yet lost (or never made)
+        self._connecting: set[asyncio.Task[None]] = set()
         self._closed = False
         self._last_logged = 0.0
         sock.setblocking(False)
@@ -150,8 +150,7 @@ class BalancedAcceptor:
     @property
     def held(self) -> int:
         """Connections this process holds open or is opening."""
-        self._transports = {t for t in self._transports if not t.is_closing()}
-        return len(self._transports) + self._connecting
+        return self._open
 
     def close(self) -> None:
         """Stop accepting (the listening socket is its owner's to close)."""
@@ -177,8 +176,7 @@ class BalancedAcceptor:
         if self._closed:
             return
         if self._shares is not None:
-            held = self.held
-            self._shares.publish(held)
+            held = self._open
             fewest = self._shares.fewest_elsewhere()
             deferring = self._loop.time() - woken < MAX_DEFER_SECONDS
             if fewest is not None and held > fewest and deferring:
@@ -195,33 +193,60 @@ class BalancedAcceptor:
             self._arm()  # a sibling took it, or the client gave up
             return
         except OSError as error:
-            # Raised out of this callback, any error would end accepting for good (the
-            # reader is off): a worker that cannot accept now tries again shortly.
-            self._accept_failed(error)
+            if error.errno not in _ACCEPT_AGAIN:
+                # Raised out of this callback, any error would end accepting for good (the
+                # reader is off): a worker that cannot accept now tries again shortly.
+                self._accept_failed(error)
+                return
+            self._arm()
             return
         conn.setblocking(False)
-        self._connecting += 1
-        if self._shares is not None:
-            self._shares.publish(self.held)
-        self._loop.create_task(self._connect(conn))
+        self._counted(+1)
+        task = self._loop.create_task(self._connect(conn))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
         self._arm()
 
     async def _connect(self, conn: socket.socket) -> None:
-        try:
-            transport, _ = await self._loop.connect_accepted_socket(
-                self._factory, conn, ssl=self._ssl
+        made: list[bool] = []  # whether the protocol saw connection_made (not on a failed TLS)
+
+        def protocol() -> asyncio.BaseProtocol:
+            made_protocol = self._factory()
+            made_connection, lost_connection = (
+                made_protocol.connection_made,
+                made_protocol.connection_lost,
             )
+
+            def connection_made(transport: asyncio.BaseTransport) -> None:
+                made.append(True)
+                made_connection(transport)
+
+            def connection_lost(exc: Exception | None) -> None:
+                try:
+                    lost_connection(exc)
+                finally:
+                    self._counted(-1)
+
+            made_protocol.connection_made = connection_made  # type: ignore[method-assign]
+            made_protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+            return made_protocol
+
+        try:
+            await self._loop.connect_accepted_socket(protocol, conn, ssl=self._ssl)
         except (OSError, SSLError, TimeoutError):
             # A client that went away or failed its TLS handshake: nothing to answer.
             conn.close()
-            return
         except Exception:  # noqa: BLE001 - one connection's failure must not reach the loop
             log.exception("could not serve an accepted connection")
             conn.close()
-            return
         finally:
-            self._connecting -= 1
-        self._transports.add(transport)
+            if not made:
+                self._counted(-1)  # no connection_lost will come for it
+
+    def _counted(self, change: int) -> None:
+        self._open += change
+        if self._shares is not None:
+            self._shares.publish(self._open)
 
     def _accept_failed(self, error: OSError) -> None:
         now = time.monotonic()

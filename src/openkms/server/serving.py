@@ -104,7 +104,7 @@ def serve(config: ServerConfig, runtime: Runtime, log_level: str, listener: sock
         os.environ[SOCKET_ENV] = trail.path
     # The workers take new connections in turn (balanced_accept), not whoever wakes first.
     options["loop"] = LOOP_SETTING
-    shares = ConnectionShares.create(config.workers)
+    shares = ConnectionShares.create(2 * config.workers)  # room for workers added by SIGTTIN
     os.environ[SHARES_ENV] = str(shares.path)
     uvicorn_config = OpenKmsUvicornConfig(
         "openkms.server.worker:create_worker_app",
